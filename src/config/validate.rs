@@ -1,0 +1,188 @@
+//! Turns a `RawConfig` into a `Config`. Each section validates itself, then
+//! one ordered step checks that every check a SLO or target names exists.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+use super::error::{Problem, Problems};
+use super::raw::RawConfig;
+use super::{Config, Env, Environment, Probing, check, defaults, sections};
+use crate::units;
+
+/// Validates everything, returning every problem found.
+pub fn config(raw: RawConfig, env: &dyn Env) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems::default();
+    let environment = environment(&mut p, raw.environment.as_ref());
+    let listen = listen(&mut p, raw.listen.as_ref());
+    let api_token_env = raw.api.and_then(|a| a.token_env).and_then(|t| token_env(&mut p, t));
+    let storage_url = storage_url(&mut p, raw.storage.and_then(|s| s.url));
+    let redis_url = raw.redis.and_then(|r| redis_url(&mut p, r.url));
+    let arr_eur = arr(&mut p, raw.business.and_then(|b| b.arr_eur));
+    let probing = probing(&mut p, raw.probing.and_then(|r| r.per_host_per_second));
+    let checks = check::checks(&mut p, raw.checks, env);
+    let names: HashSet<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    let slos = sections::slos(&mut p, raw.slos.unwrap_or_default(), &names);
+    let guard = sections::guard(&mut p, raw.guard, &names);
+    let notify = sections::notify(&mut p, raw.notify);
+    let gate = sections::gate(&mut p, raw.gate);
+    match (environment, listen) {
+        (Some(environment), Some(listen)) if p.is_empty() => Ok(Config {
+            environment,
+            listen,
+            api_token_env,
+            storage_url,
+            redis_url,
+            arr_eur,
+            probing,
+            checks,
+            slos,
+            guard,
+            notify,
+            gate,
+        }),
+        _ => {
+            // Report in file order; problems without a place (missing fields) last.
+            p.0.sort_by_key(|problem| problem.at.unwrap_or((u64::MAX, 0)));
+            Err(p.0)
+        }
+    }
+}
+
+fn environment(p: &mut Problems, raw: Option<&Spanned<String>>) -> Option<Environment> {
+    let Some(raw) = raw else {
+        p.field("environment", "missing (one of dev, staging-shared, prod)");
+        return None;
+    };
+    let env = Environment::parse(&raw.value);
+    if env.is_none() {
+        p.at(raw, "environment", format!("{:?} is not one of dev, staging-shared, prod", raw.value));
+    }
+    env
+}
+
+fn listen(p: &mut Problems, raw: Option<&Spanned<String>>) -> Option<SocketAddr> {
+    let Some(raw) = raw else {
+        return defaults::LISTEN.parse().ok();
+    };
+    let addr = raw.value.parse().ok();
+    if addr.is_none() {
+        p.at(raw, "listen", format!("{:?} is not an address like 0.0.0.0:9090", raw.value));
+    }
+    addr
+}
+
+fn token_env(p: &mut Problems, raw: Spanned<String>) -> Option<String> {
+    let ok =
+        !raw.value.is_empty() && raw.value.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        p.at(
+            &raw,
+            "api.token_env",
+            format!("{:?} is not an environment variable name like GUARDIAN_API_TOKEN", raw.value),
+        );
+    }
+    ok.then_some(raw.value)
+}
+
+fn storage_url(p: &mut Problems, raw: Option<Spanned<String>>) -> String {
+    let Some(raw) = raw else { return defaults::STORAGE_URL.to_string() };
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if !known.iter().any(|k| raw.value.starts_with(k)) {
+        p.at(&raw, "storage.url", format!("{:?} is neither sqlite://… nor postgres://…", redact_url(&raw.value)));
+    }
+    raw.value
+}
+
+fn redis_url(p: &mut Problems, raw: Spanned<String>) -> Option<String> {
+    match url::Url::parse(&raw.value) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") => Some(raw.value),
+        _ => {
+            p.at(&raw, "redis.url", format!("{:?} is not a redis:// or rediss:// URL", redact_url(&raw.value)));
+            None
+        }
+    }
+}
+
+fn arr(p: &mut Problems, raw: Option<Spanned<f64>>) -> f64 {
+    let Some(raw) = raw else { return defaults::ARR_EUR };
+    if !(raw.value.is_finite() && raw.value >= 0.0) {
+        p.at(&raw, "business.arr_eur", "must be a positive amount in euros");
+    }
+    raw.value
+}
+
+fn probing(p: &mut Problems, raw: Option<Spanned<u32>>) -> Probing {
+    let fallback = NonZeroU32::new(defaults::PER_HOST_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+    let per_host_per_second = match raw {
+        None => fallback,
+        Some(raw) => NonZeroU32::new(raw.value).unwrap_or_else(|| {
+            p.at(&raw, "probing.per_host_per_second", "must be at least 1");
+            fallback
+        }),
+    };
+    Probing { per_host_per_second }
+}
+
+/// Parses a duration field, recording a problem when it is bad or zero.
+pub fn duration(p: &mut Problems, raw: &Spanned<String>, path: &str) -> Option<Duration> {
+    match units::parse_duration(&raw.value) {
+        Ok(d) if d.is_zero() => {
+            p.at(raw, path, "must be longer than 0");
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            p.at(raw, path, e);
+            None
+        }
+    }
+}
+
+/// Parses an http(s) URL field.
+pub fn http_url(p: &mut Problems, raw: &Spanned<String>, path: &str) -> Option<url::Url> {
+    match url::Url::parse(&raw.value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        Ok(u) => {
+            p.at(
+                raw,
+                path,
+                format!(
+                    "{:?} must be an http:// or https:// URL with a host (got scheme {})",
+                    redact_url(&raw.value),
+                    u.scheme()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            p.at(raw, path, format!("{:?} is not a URL: {e}", redact_url(&raw.value)));
+            None
+        }
+    }
+}
+
+/// Checks a name against `[a-z0-9-]+`, the form metric labels and URLs keep.
+pub fn name(p: &mut Problems, raw: &Spanned<String>, path: &str) -> bool {
+    let ok = !raw.value.is_empty()
+        && raw.value.len() <= 63
+        && raw.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        p.at(raw, path, format!("{:?} must match [a-z0-9-]+ (at most 63 characters)", raw.value));
+    }
+    ok
+}
+
+/// A URL as it may appear in an error: without a password.
+fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => text.to_string(),
+    }
+}

@@ -1,0 +1,23 @@
+//! Guardian keeps NEXTGEN safe while it changes. Map of the crate:
+//!
+//! - `cli`      — clap types and one file per subcommand (`run`, `check-config`, `probe`, `demo`, `sim`).
+//! - `config`   — YAML loading with line:col, validation into a typed `Config`, defaults.
+//! - `probe`    — the probe engine: scheduler, HTTP prober, body assertions, outcomes, the check board.
+//! - `app`      — builds a running guardian from a `Config` (the one place that picks backends).
+//! - `api`      — the HTTP API (`/healthz`, `/readyz`, `/metrics`, `/api/v1/status`).
+//! - `metrics`  — the Prometheus registry and every metric of SPEC.
+//! - `sim`      — the NEXTGEN business API simulator (`guardian sim`, demo, tests, benches).
+//! - `units`    — parsing durations (`250ms`) and sizes (`1MiB`) as SPEC writes them.
+//! - `telemetry`, `clock`, `shutdown` — logging, wall time, stop signals.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod probe;
+pub mod shutdown;
+pub mod sim;
+pub mod telemetry;
+pub mod units;

@@ -1,0 +1,25 @@
+//! The `guardian` binary: parse the command line, start logging, run the
+//! subcommand and map its result to the exit codes of SPEC.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = guardian::cli::Cli::parse();
+    if let Err(e) = guardian::telemetry::init(cli.log_format) {
+        eprintln!("guardian: cannot start logging: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("guardian: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(guardian::cli::run(cli));
+    // In-flight work was drained inside `run`; do not wait on stragglers here.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(code)
+}

@@ -1,0 +1,9 @@
+//! Helpers shared by the integration tests. Each test binary uses only some of them.
+#![allow(dead_code)]
+// Test set-up panics on failure by design; `guardian.rs` waits on a child process from a plain thread.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
+
+pub mod eventually;
+pub mod guardian;
+pub mod promtext;
+pub mod targets;
