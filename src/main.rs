@@ -7,7 +7,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = guardian::cli::Cli::parse();
-    if let Err(e) = guardian::telemetry::init(cli.log_format) {
+    // The demo's live view is on stdout; keep routine log lines out of it.
+    let default_filter = if matches!(cli.command, guardian::cli::Command::Demo(_)) { "warn" } else { "info" };
+    if let Err(e) = guardian::telemetry::init(cli.log_format, default_filter) {
         eprintln!("guardian: cannot start logging: {e:#}");
         return ExitCode::from(2);
     }

@@ -219,3 +219,12 @@ async fn configured_headers_are_sent_with_their_expanded_value() {
     let r = probe(&c).await;
     assert_eq!(r.outcome, Outcome::Ok, "{}", r.reason);
 }
+
+#[tokio::test]
+async fn an_https_target_that_does_not_speak_tls_fails_with_a_tls_reason() {
+    // Proves the rustls stack (and its crypto provider) is in the binary: without one it would panic.
+    let addr = targets::healthy("{}").await;
+    let r = probe(&check(&format!("https://{addr}/"), "    budget: 1s\n")).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(r.reason.starts_with(&format!("TLS handshake with 127.0.0.1:{} failed: ", addr.port())), "{}", r.reason);
+}

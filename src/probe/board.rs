@@ -80,13 +80,12 @@ impl Board {
 }
 
 fn status(name: &str, e: &Entry) -> CheckStatus {
-    let last_ok = e.last.as_ref().is_some_and(|r| r.outcome == Outcome::Ok);
     CheckStatus {
         name: name.to_string(),
         url: e.url.clone(),
         budget_seconds: e.budget.as_secs_f64(),
         interval_seconds: e.interval.as_secs_f64(),
-        up: last_ok && e.over_budget_in_flight == 0,
+        up: is_up(e),
         over_budget_in_flight: e.over_budget_in_flight > 0,
         rate_limited_total: e.rate_limited,
         last: e.last.clone(),
@@ -96,8 +95,14 @@ fn status(name: &str, e: &Entry) -> CheckStatus {
 impl ProbeObserver for Board {
     fn on_event(&self, event: ProbeEvent<'_>) {
         match event {
-            ProbeEvent::OverBudget { check, .. } => self.update(check, |e| e.over_budget_in_flight += 1),
+            ProbeEvent::OverBudget { check, .. } => self.update(check, |e| {
+                if is_up(e) {
+                    tracing::warn!(check, budget = ?e.budget, "check turned bad: probe still running past its budget");
+                }
+                e.over_budget_in_flight += 1;
+            }),
             ProbeEvent::Finished(r) => self.update(&r.check, |e| {
+                let before = e.last.as_ref().map(|l| l.outcome);
                 if r.over_budget_early {
                     e.over_budget_in_flight = e.over_budget_in_flight.saturating_sub(1);
                 }
@@ -105,8 +110,25 @@ impl ProbeObserver for Board {
                 if e.last.as_ref().is_none_or(|l| l.started_at <= r.started_at) {
                     e.last = Some(r.clone());
                 }
+                log_transition(r, before);
             }),
             ProbeEvent::RateLimited { check } => self.update(check, |e| e.rate_limited += 1),
         }
+    }
+}
+
+fn is_up(e: &Entry) -> bool {
+    e.last.as_ref().is_some_and(|r| r.outcome == Outcome::Ok) && e.over_budget_in_flight == 0
+}
+
+/// One line when a check's outcome changes between good and bad, not one per probe.
+fn log_transition(r: &ProbeResult, before: Option<Outcome>) {
+    let latency = crate::units::format_duration(r.latency);
+    match (before.map(Outcome::is_good), r.outcome.is_good()) {
+        (Some(true) | None, false) => {
+            tracing::warn!(check = %r.check, outcome = r.outcome.code(), %latency, reason = %r.reason, "check is bad")
+        }
+        (Some(false), true) => tracing::info!(check = %r.check, %latency, "check is good again"),
+        _ => tracing::debug!(check = %r.check, outcome = r.outcome.code(), %latency, reason = %r.reason, "probe"),
     }
 }

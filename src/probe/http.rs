@@ -123,6 +123,9 @@ async fn read_capped(response: reqwest::Response, max: u64) -> Result<bytes::Byt
     Ok(body.freeze())
 }
 
+/// Words in rustls errors that say the failure was the TLS handshake.
+const TLS_HINTS: [&str; 5] = ["certificate", "tls", "handshake", "corrupt message", "alert"];
+
 /// A transport error in words, naming the host but never headers.
 fn describe(e: &reqwest::Error, check: &Check) -> String {
     let host = check.url.host_str().unwrap_or("?");
@@ -136,6 +139,8 @@ fn describe(e: &reqwest::Error, check: &Check) -> String {
         format!("cannot resolve host {host}: {detail}")
     } else if lower.contains("connection refused") {
         format!("connection refused by {host}{port}")
+    } else if check.url.scheme() == "https" && TLS_HINTS.iter().any(|h| lower.contains(h)) {
+        format!("TLS handshake with {host}{port} failed: {detail}")
     } else if e.is_connect() {
         format!("cannot connect to {host}{port}: {detail}")
     } else {
@@ -149,7 +154,8 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e.source();
     while let Some(s) = cur {
         let text = s.to_string();
-        if !parts.iter().any(|p: &String| p.contains(&text)) {
+        // hyper-util's "client error (Connect)" only says which layer failed; the causes below say why.
+        if !text.starts_with("client error (") && !parts.iter().any(|p: &String| p.contains(&text)) {
             parts.push(text);
         }
         cur = s.source();
