@@ -12,7 +12,7 @@ mod error;
 mod load;
 mod raw;
 mod sections;
-mod validate;
+pub(crate) mod validate;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use std::time::Duration;
 pub use env::{Env, MapEnv, ProcessEnv, Secret};
 pub use error::{ConfigError, Problem};
 pub use load::{load, parse};
+pub use validate::redact_url;
 
 /// The environment this guardian watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -52,6 +53,33 @@ impl std::fmt::Display for Environment {
     }
 }
 
+/// A connection URL that may carry a password: `Debug` and `Display` mask it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnUrl(String);
+
+impl ConnUrl {
+    pub fn new(url: String) -> Self {
+        Self(url)
+    }
+
+    /// The real URL, for the one place that connects.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ConnUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&validate::redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for ConnUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -59,8 +87,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Name of the environment variable holding the API bearer token.
     pub api_token_env: Option<String>,
-    pub storage_url: String,
-    pub redis_url: Option<String>,
+    /// Requests per second each API client may make (429 beyond, after a burst of twice that).
+    pub api_requests_per_second: std::num::NonZeroU32,
+    pub storage_url: ConnUrl,
+    pub redis_url: Option<ConnUrl>,
     pub arr_eur: f64,
     pub probing: Probing,
     pub checks: Vec<Check>,
@@ -78,18 +108,40 @@ pub struct Probing {
 }
 
 /// One probed endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Check {
     pub name: String,
     pub url: url::Url,
     pub method: http::Method,
-    pub headers: Vec<(http::HeaderName, Secret)>,
+    /// Values are marked sensitive: never printed, logged or exported.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub interval: Duration,
     pub timeout: Duration,
     pub budget: Duration,
     pub max_body: u64,
     pub follow_redirects: bool,
+    /// Share of ARR at risk while this check is breached (0 to 1).
+    pub revenue_share: f64,
     pub expect: Expect,
+}
+
+impl std::fmt::Debug for Check {
+    // By hand so the URL's password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Check")
+            .field("name", &self.name)
+            .field("url", &self.display_url())
+            .field("method", &self.method)
+            .field("headers", &self.headers)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("budget", &self.budget)
+            .field("max_body", &self.max_body)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("revenue_share", &self.revenue_share)
+            .field("expect", &self.expect)
+            .finish()
+    }
 }
 
 impl Check {

@@ -14,7 +14,7 @@ pub struct Metrics {
     probe_duration: HistogramVec,
     probe_ttfb: HistogramVec,
     probes_total: IntCounterVec,
-    probes_rate_limited: IntCounterVec,
+    probes_skipped: IntCounterVec,
     check_budget: GaugeVec,
     check_up: GaugeVec,
 }
@@ -31,24 +31,25 @@ impl Metrics {
         let m = Self {
             probe_duration: HistogramVec::new(
                 HistogramOpts::new("guardian_probe_duration_seconds", "Probe latency, request start to last body byte")
-                    .buckets(buckets.clone()),
+                    .buckets(buckets),
                 &["check"],
             )?,
+            // The general ladder only: budget buckets belong to the latency that is judged.
             probe_ttfb: HistogramVec::new(
                 HistogramOpts::new("guardian_probe_first_byte_seconds", "Probe time to the response head")
-                    .buckets(buckets),
+                    .buckets(LADDER.to_vec()),
                 &["check"],
             )?,
             probes_total: IntCounterVec::new(
                 Opts::new("guardian_probes_total", "Finished probes by outcome"),
                 &["check", "outcome"],
             )?,
-            probes_rate_limited: IntCounterVec::new(
+            probes_skipped: IntCounterVec::new(
                 Opts::new(
-                    "guardian_probes_rate_limited_total",
-                    "Probes skipped because their host was over its rate limit",
+                    "guardian_probes_skipped_total",
+                    "Probes not sent: host over its rate limit, or too many in flight",
                 ),
-                &["check"],
+                &["check", "reason"],
             )?,
             check_budget: GaugeVec::new(
                 Opts::new("guardian_check_budget_seconds", "Latency budget of the check"),
@@ -69,7 +70,7 @@ impl Metrics {
         self.registry.register(Box::new(self.probe_duration.clone()))?;
         self.registry.register(Box::new(self.probe_ttfb.clone()))?;
         self.registry.register(Box::new(self.probes_total.clone()))?;
-        self.registry.register(Box::new(self.probes_rate_limited.clone()))?;
+        self.registry.register(Box::new(self.probes_skipped.clone()))?;
         self.registry.register(Box::new(self.check_budget.clone()))?;
         self.registry.register(Box::new(self.check_up.clone()))
     }
@@ -88,9 +89,7 @@ impl Metrics {
 
     /// The text exposition, with state gauges refreshed from the board.
     pub fn render(&self, board: &Board) -> String {
-        for s in board.snapshot() {
-            self.check_up.with_label_values(&[&s.name]).set(if s.up { 1.0 } else { 0.0 });
-        }
+        board.each_up(|name, up| self.check_up.with_label_values(&[name]).set(if up { 1.0 } else { 0.0 }));
         let mut out = Vec::with_capacity(16 * 1024);
         let families = self.registry.gather();
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
@@ -112,15 +111,20 @@ impl ProbeObserver for Metrics {
                 }
                 self.probes_total.with_label_values(&[&r.check, r.outcome.code()]).inc();
             }
-            ProbeEvent::RateLimited { check } => self.probes_rate_limited.with_label_values(&[check]).inc(),
+            ProbeEvent::Skipped { check, reason } => {
+                self.probes_skipped.with_label_values(&[check, reason.code()]).inc()
+            }
         }
     }
 }
 
+/// Latency buckets for any endpoint, in seconds.
+const LADDER: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 /// A general ladder plus buckets around each budget, so "share of probes
 /// within budget" is exact and "how far over" is visible.
 pub fn buckets(checks: &[Check]) -> Vec<f64> {
-    let mut b = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+    let mut b = LADDER.to_vec();
     for c in checks {
         let budget = c.budget.as_secs_f64();
         b.extend([0.5, 0.8, 1.0, 1.2, 1.5, 2.0].map(|f| budget * f));
@@ -130,4 +134,20 @@ pub fn buckets(checks: &[Check]) -> Vec<f64> {
     b.sort_by(f64::total_cmp);
     b.dedup();
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_straddle_every_budget_and_stay_sorted_without_duplicates() {
+        let yaml = "environment: dev\nchecks:\n  - { name: a, url: 'http://h/', budget: 500ms }\n  - { name: b, url: 'http://h/', budget: 3s }\n";
+        let config = crate::config::parse(yaml, "t.yaml", &crate::config::MapEnv::default()).unwrap();
+        let b = buckets(&config.checks);
+        for want in [0.4, 0.5, 0.6, 2.4, 3.0, 3.6, 6.0] {
+            assert!(b.contains(&want), "{want} missing from {b:?}");
+        }
+        assert!(b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
+    }
 }

@@ -26,8 +26,27 @@ pub enum ProbeEvent<'a> {
     OverBudget { check: &'a str, started_at: jiff::Timestamp },
     /// The probe ended (ok, slow or failed).
     Finished(&'a ProbeResult),
-    /// The probe was not sent because its host is over the rate limit.
-    RateLimited { check: &'a str },
+    /// The probe was not sent.
+    Skipped { check: &'a str, reason: SkipReason },
+}
+
+/// Why a probe was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Its host is over the per-host rate limit.
+    RateLimited,
+    /// The check already has as many probes in flight as its timeout allows.
+    TooManyInFlight,
+}
+
+impl SkipReason {
+    /// The metric label.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::TooManyInFlight => "too_many_in_flight",
+        }
+    }
 }
 
 /// Receives probe events. Called on the probe's task: keep it quick, no I/O.

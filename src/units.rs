@@ -25,7 +25,12 @@ pub fn format_duration(d: Duration) -> String {
         let s = d.as_secs_f64();
         if (s - s.round()).abs() < 0.005 { format!("{s:.0}s") } else { format!("{s:.2}s") }
     } else {
-        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+        match d.as_secs() {
+            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+            s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+            s if s % 60 == 0 => format!("{}m", s / 60),
+            s => humantime::format_duration(Duration::from_secs(s)).to_string(),
+        }
     }
 }
 
@@ -92,5 +97,8 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(3520)), "3.52s");
         assert_eq!(format_duration(Duration::from_secs(3)), "3s");
         assert_eq!(format_size(1 << 20), "1MiB");
+        assert_eq!(format_duration(Duration::from_secs(86_400)), "1d");
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
+        assert_eq!(format_duration(Duration::from_secs(125)), "2m 5s");
     }
 }

@@ -93,7 +93,7 @@ fn sim_serves_on_the_ports_it_prints_and_exits_0_on_sigterm() {
 
 #[test]
 fn demo_plays_the_payments_story_and_exits_0() {
-    let out = Command::new(BIN).args(["demo", "--duration", "14s"]).output().unwrap();
+    let out = Command::new(BIN).args(["demo", "--duration", "16s"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains(">>> injected 3500ms latency on /api/payments/health"), "{stdout}");

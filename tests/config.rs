@@ -43,7 +43,7 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(check.method, http::Method::GET);
     assert!(!check.follow_redirects);
     assert_eq!(c.listen.to_string(), "0.0.0.0:9090");
-    assert_eq!(c.storage_url, "sqlite://guardian.db");
+    assert_eq!(c.storage_url.expose(), "sqlite://guardian.db");
     assert_eq!((c.guard.breach_window, c.guard.breach_max_bad), (5, 3));
     assert_eq!(c.gate.stale_after, Duration::from_secs(30));
 }
@@ -75,7 +75,8 @@ fn header_variables_are_expanded_and_never_shown() {
     let c = config::parse(yaml, "t.yaml", &env(&[("NEXTGEN_TOKEN", "tok-123456")])).unwrap();
     let (name, value) = &c.checks[0].headers[0];
     assert_eq!(name.as_str(), "authorization");
-    assert_eq!(value.expose(), "Bearer tok-123456");
+    assert_eq!(value.to_str().unwrap(), "Bearer tok-123456");
+    assert!(value.is_sensitive());
     assert!(!format!("{c:?}").contains("tok-123456"), "the secret leaked into Debug output");
 }
 
@@ -118,4 +119,56 @@ fn check_config_exits_0_for_a_good_file_and_2_with_each_error_on_stderr() {
             "tests/configs/invalid-missing-reference.yaml:14:16: guard.targets[0].checks: no check is named \"revenue-status\"",
         ]
     );
+}
+
+#[test]
+fn a_header_set_twice_in_different_case_is_an_error() {
+    let yaml = "environment: prod\nchecks:\n  - name: p\n    url: 'http://127.0.0.1:1/'\n    budget: 1s\n    headers: { X-Key: a, x-key: b }\n";
+    let err = config::parse(yaml, "t.yaml", &MapEnv::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t.yaml:6:33: checks[0].headers.x-key: \"x-key\" is set twice (header names ignore case)"
+    );
+}
+
+#[test]
+fn huge_durations_are_reported_not_panicked_on() {
+    let yaml = "environment: prod\nchecks:\n  - name: p\n    url: 'http://127.0.0.1:1/'\n    budget: 18446744073709551615s\n    interval: 5000d\n";
+    let err = config::parse(yaml, "t.yaml", &MapEnv::default()).unwrap_err();
+    assert_eq!(
+        err.lines(),
+        [
+            "t.yaml:5:13: checks[0].budget: 18446744073709551615s is longer than a year; that is surely a typo",
+            "t.yaml:6:15: checks[0].interval: 5000d is longer than a year; that is surely a typo",
+        ]
+    );
+    let yaml =
+        "environment: prod\nchecks:\n  - name: p\n    url: 'http://127.0.0.1:1/'\n    budget: 11m\n    interval: 2d\n";
+    let err = config::parse(yaml, "t.yaml", &MapEnv::default()).unwrap_err();
+    assert_eq!(
+        err.lines(),
+        [
+            "t.yaml:5:13: checks[0].budget: 11m is above the 10m maximum",
+            "t.yaml:6:15: checks[0].interval: 2d is above the 1d maximum",
+        ]
+    );
+}
+
+#[test]
+fn a_bad_check_is_not_also_reported_missing_where_it_is_named() {
+    let yaml = "environment: prod\nchecks:\n  - { name: b, url: 'http://127.0.0.1:1/', budget: 0s }\nslos:\n  - { name: s, checks: [b] }\n";
+    let err = config::parse(yaml, "t.yaml", &MapEnv::default()).unwrap_err();
+    assert_eq!(err.lines(), ["t.yaml:3:52: checks[0].budget: must be longer than 0"]);
+}
+
+#[test]
+fn passwords_in_connection_urls_never_show() {
+    let yaml = "environment: prod\nstorage: { url: 'postgres://g:hunter2@db/g' }\nredis: { url: 'redis://:hunter2@r:6379' }\nchecks:\n  - { name: b, url: 'http://u:hunter2@127.0.0.1:1/', budget: 1s }\n";
+    let c = config::parse(yaml, "t.yaml", &MapEnv::default()).unwrap();
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert_eq!(c.storage_url.to_string(), "postgres://g:***@db/g");
+    assert_eq!(c.checks[0].display_url(), "http://127.0.0.1:1/");
+    let bad = "environment: prod\nchecks:\n  - { name: b, url: 'http://admin:hunter2@nextgen:99999/x', budget: 1s }\n";
+    let err = config::parse(bad, "t.yaml", &MapEnv::default()).unwrap_err().to_string();
+    assert!(err.contains("http://admin:***@nextgen:99999/x") && !err.contains("hunter2"), "{err}");
 }

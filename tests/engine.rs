@@ -54,14 +54,21 @@ fn checks(n: usize, target: SocketAddr, extra: &str) -> String {
 #[tokio::test]
 async fn twenty_checks_each_keep_their_own_rate() {
     let (target, hits) = counting_slow(Duration::ZERO).await;
-    let yaml = format!("environment: dev\nchecks:\n{}", checks(20, target, "interval: 250ms, budget: 1s"));
+    let yaml = format!(
+        "environment: dev\nprobing: {{ per_host_per_second: 1000 }}\nchecks:\n{}",
+        checks(20, target, "interval: 250ms, budget: 1s")
+    );
     let (app, stop, _) = start(&yaml).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     // 20 checks × 8 ticks in 2 s, each from a random phase in its first interval.
     let n = hits.load(Ordering::SeqCst);
     assert!((140..=180).contains(&n), "{n} probes in 2 s, expected about 160");
-    assert!(app.board.without_result().is_empty());
+    for c in app.board.snapshot() {
+        assert_eq!(c.skipped_total, 0, "{} had probes skipped", c.name);
+        let seq = c.last.unwrap().seq;
+        assert!((6..=9).contains(&seq), "{} launched {seq} probes in 2 s, expected 8", c.name);
+    }
 }
 
 #[tokio::test]
@@ -95,7 +102,13 @@ async fn the_per_host_rate_limit_skips_and_counts_probes_over_it() {
     // 10 checks at 10/s would be 200 probes; the quota allows a burst of 5 and 5/s.
     assert!(sent <= 5 + 5 * 3, "{sent} probes reached a host limited to 5/s");
     let limited: f64 = (0..10)
-        .filter_map(|i| sample(&metrics, "guardian_probes_rate_limited_total", &[("check", &format!("c{i}"))]))
+        .filter_map(|i| {
+            sample(
+                &metrics,
+                "guardian_probes_skipped_total",
+                &[("check", &format!("c{i}")), ("reason", "rate_limited")],
+            )
+        })
         .sum();
     assert!(limited >= 150.0, "only {limited} probes counted as rate limited");
 }

@@ -71,7 +71,7 @@ async fn a_slow_answer_is_slow_and_known_bad_the_moment_its_budget_elapses() {
         "early verdict came only at the end ({early:?} vs {finished:?})"
     );
     assert!(r.latency >= Duration::from_millis(600));
-    assert!(r.reason.starts_with("answered in 0.6") || r.reason.starts_with("answered in 6"), "{}", r.reason);
+    assert!(r.reason.starts_with("answered in "), "{}", r.reason);
     assert!(r.reason.ends_with("over the 200ms budget"), "{}", r.reason);
 }
 

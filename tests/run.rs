@@ -126,7 +126,7 @@ async fn readiness_names_the_checks_that_have_no_result_yet() {
         !status["checks"][0]["last"].is_null() && !status["checks"][2]["last"].is_null()
     })
     .await;
-    assert_eq!(get(&g.url("/readyz")).await, (503, "not ready: no result yet for payments-health\n".to_string()));
+    assert_eq!(get(&g.url("/readyz")).await, (503, "not ready: no fresh result for payments-health\n".to_string()));
 }
 
 #[tokio::test]

@@ -9,12 +9,12 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready once every check has a result; until then 503 with the reason.
+/// Ready while every check has a fresh result; else 503 naming the others.
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, String) {
-    let waiting = state.board.without_result();
+    let waiting = state.board.without_fresh_result();
     if waiting.is_empty() {
         (StatusCode::OK, "ready\n".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: no result yet for {}\n", waiting.join(", ")))
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: no fresh result for {}\n", waiting.join(", ")))
     }
 }

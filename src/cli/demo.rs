@@ -75,12 +75,13 @@ fn demo_config(sim: &Simulator) -> anyhow::Result<Config> {
 #[derive(Debug, Default)]
 struct Story {
     went_bad_at: Option<Duration>,
-    others_bad_at_end: Vec<String>,
+    /// Other checks seen bad at any tick after their first result.
+    others_bad: std::collections::BTreeSet<String>,
 }
 
 impl Story {
     fn verdict(&self) -> u8 {
-        match (self.went_bad_at, self.others_bad_at_end.is_empty()) {
+        match (self.went_bad_at, self.others_bad.is_empty()) {
             (Some(_), true) => {
                 println!("demo: ok — the payments breach was seen; every other check stayed good");
                 0
@@ -90,7 +91,8 @@ impl Story {
                 1
             }
             (Some(_), false) => {
-                println!("demo: FAILED — other checks went bad too: {}", self.others_bad_at_end.join(", "));
+                let others: Vec<&str> = self.others_bad.iter().map(String::as_str).collect();
+                println!("demo: FAILED — other checks went bad too: {}", others.join(", "));
                 1
             }
         }
@@ -117,6 +119,9 @@ async fn play(app: &App, sim: &Simulator, duration: Duration) -> Story {
         let snap = app.board.snapshot();
         println!("t+{:>4.1}s  {}", t.as_secs_f64(), line(&snap));
         let payments_bad = snap.iter().any(|c| c.name == FAULT_CHECK && c.last.is_some() && !c.up);
+        story
+            .others_bad
+            .extend(snap.iter().filter(|c| c.name != FAULT_CHECK && c.last.is_some() && !c.up).map(|c| c.name.clone()));
         if let (Some(at), None, true) = (injected_at, story.went_bad_at, payments_bad) {
             story.went_bad_at = Some(t);
             println!(
@@ -126,8 +131,6 @@ async fn play(app: &App, sim: &Simulator, duration: Duration) -> Story {
             );
         }
     }
-    story.others_bad_at_end =
-        app.board.snapshot().into_iter().filter(|c| c.name != FAULT_CHECK && !c.up).map(|c| c.name).collect();
     story
 }
 

@@ -3,11 +3,16 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 use super::{ConfigArg, EXIT_BAD_CONFIG};
 use crate::clock::SystemClock;
 use crate::config::{self, Check, ProcessEnv};
 use crate::probe::{Outcome, ProbeResult, Prober};
 use crate::units::format_duration;
+
+/// Probes in flight at once during one round.
+const MAX_CONCURRENT: usize = 16;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,7 +39,11 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     let chosen: Vec<&Check> =
         config.checks.iter().filter(|c| args.checks.is_empty() || args.checks.contains(&c.name)).collect();
     let prober = Prober::new(Arc::new(SystemClock))?;
-    let results = futures_util::future::join_all(chosen.iter().map(|c| prober.probe(c, |_| {}))).await;
+    // Bounded, in config order: one round must not burst a thousand requests at production.
+    let results: Vec<ProbeResult> = futures_util::stream::iter(chosen.iter().map(|c| prober.probe(c, |_| {})))
+        .buffered(MAX_CONCURRENT)
+        .collect()
+        .await;
     print!("{}", table(&chosen, &results));
     Ok(if results.iter().all(|r| r.outcome == Outcome::Ok) { 0 } else { 1 })
 }

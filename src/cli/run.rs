@@ -1,5 +1,5 @@
 //! `guardian run`: the service. Exit 0 after a clean stop on SIGTERM or
-//! SIGINT, 2 on a bad config.
+//! SIGINT, 2 on a bad config, 1 if probing stopped on its own.
 
 use std::sync::Arc;
 
@@ -39,11 +39,14 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     );
     let stop = CancellationToken::new();
     let running = app.start(listener, stop.clone());
-    shutdown::signal().await;
+    let code = tokio::select! {
+        () = shutdown::signal() => 0,
+        () = running.failed() => 1,
+    };
     stop.cancel();
     if !running.drain(shutdown::GRACE).await {
         tracing::warn!(grace = ?shutdown::GRACE, "some tasks did not stop within the grace period");
     }
     tracing::info!("stopped");
-    Ok(0)
+    Ok(code)
 }

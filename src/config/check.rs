@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 use super::error::Problems;
 use super::raw::{RawCheck, RawExpect, RawJsonAssertion};
 use super::validate::{duration, http_url, name};
-use super::{Check, Env, Expect, JsonAssertion, JsonOp, Secret, defaults, env};
+use super::{Check, Env, Expect, JsonAssertion, JsonOp, defaults, env};
 use crate::units;
 
 pub fn checks(p: &mut Problems, raw: Option<Spanned<Vec<RawCheck>>>, env: &dyn Env) -> Vec<Check> {
@@ -59,6 +59,7 @@ fn check(p: &mut Problems, mut rc: RawCheck, path: &str, env: &dyn Env) -> Optio
             }
         },
     };
+    let revenue_share = revenue_share(p, rc.revenue_share.as_ref(), url.as_ref(), path);
     let expect = expect(p, rc.expect, path);
     if p.0.len() > before {
         return None;
@@ -73,8 +74,25 @@ fn check(p: &mut Problems, mut rc: RawCheck, path: &str, env: &dyn Env) -> Optio
         budget: budget?,
         max_body: max_body?,
         follow_redirects: rc.follow_redirects.is_some_and(|f| f.value),
+        revenue_share,
         expect,
     })
+}
+
+/// Revenue and payments endpoints carry all of the revenue by default; any
+/// other check carries none unless its share is set.
+fn revenue_share(p: &mut Problems, raw: Option<&Spanned<f64>>, url: Option<&url::Url>, path: &str) -> f64 {
+    match raw {
+        Some(r) if (0.0..=1.0).contains(&r.value) => r.value,
+        Some(r) => {
+            p.at(r, format!("{path}.revenue_share"), format!("{} must be between 0 and 1", r.value));
+            0.0
+        }
+        None => {
+            let carries = url.is_some_and(|u| defaults::REVENUE_PATHS.iter().any(|k| u.path().contains(k)));
+            if carries { 1.0 } else { 0.0 }
+        }
+    }
 }
 
 fn method(p: &mut Problems, raw: Option<&Spanned<String>>, path: &str) -> Option<http::Method> {
@@ -92,18 +110,26 @@ fn headers(
     raw: std::collections::BTreeMap<String, Spanned<String>>,
     path: &str,
     env: &dyn Env,
-) -> Vec<(http::HeaderName, Secret)> {
-    let mut out = Vec::new();
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let mut out: Vec<(http::HeaderName, http::HeaderValue)> = Vec::new();
     for (key, value) in raw {
         let field = format!("{path}.headers.{key}");
         let Ok(name) = http::HeaderName::from_bytes(key.as_bytes()) else {
             p.at(&value, field, format!("{key:?} is not a valid header name"));
             continue;
         };
-        // The expanded value is a secret: errors name the variable only.
-        match env::expand(&value.value, env) {
-            Ok(v) if http::HeaderValue::from_str(&v).is_ok() => out.push((name, Secret::new(v))),
-            Ok(_) => p.at(&value, field, "value has characters a header cannot carry (value not shown)"),
+        if out.iter().any(|(n, _)| *n == name) {
+            p.at(&value, field, format!("{key:?} is set twice (header names ignore case)"));
+            continue;
+        }
+        // The expanded value is a secret: errors name the variable only, and
+        // the header is marked sensitive so its Debug form hides it too.
+        match env::expand(&value.value, env).map(|v| http::HeaderValue::from_str(&v)) {
+            Ok(Ok(mut v)) => {
+                v.set_sensitive(true);
+                out.push((name, v));
+            }
+            Ok(Err(_)) => p.at(&value, field, "value has characters a header cannot carry (value not shown)"),
             Err(e) => p.at(&value, field, e),
         }
     }
@@ -113,41 +139,41 @@ fn headers(
 fn timing(p: &mut Problems, rc: &RawCheck, path: &str) -> (Option<Duration>, Option<Duration>, Option<Duration>) {
     let interval = match &rc.interval {
         None => Some(defaults::INTERVAL),
-        Some(raw) => duration(p, raw, &format!("{path}.interval")).filter(|d| {
-            let ok = *d >= defaults::MIN_INTERVAL;
-            if !ok {
-                p.at(
-                    raw,
-                    format!("{path}.interval"),
-                    format!("{} is below the {} minimum", raw.value, units::format_duration(defaults::MIN_INTERVAL)),
-                );
-            }
-            ok
-        }),
+        Some(raw) => bounded(p, raw, &format!("{path}.interval"), defaults::MIN_INTERVAL, defaults::MAX_INTERVAL),
     };
-    let budget = duration(p, &rc.budget, &format!("{path}.budget"));
+    let budget = bounded(p, &rc.budget, &format!("{path}.budget"), Duration::ZERO, defaults::MAX_TIMEOUT);
     let timeout = match (&rc.timeout, budget) {
-        (Some(raw), _) => duration(p, raw, &format!("{path}.timeout")),
-        (None, Some(b)) => Some((b * defaults::TIMEOUT_BUDGET_FACTOR).max(defaults::TIMEOUT_FLOOR)),
+        (Some(raw), _) => bounded(p, raw, &format!("{path}.timeout"), Duration::ZERO, defaults::MAX_TIMEOUT),
+        (None, Some(b)) => Some(b.saturating_mul(defaults::TIMEOUT_BUDGET_FACTOR).max(defaults::TIMEOUT_FLOOR)),
         (None, None) => None,
     };
     if let (Some(b), Some(t), Some(raw_t)) = (budget, timeout, &rc.timeout)
         && b > t
     {
-        {
-            p.at(
-                &rc.budget,
-                format!("{path}.budget"),
-                format!(
-                    "budget {} is above timeout {} (line {}): a slow answer could never be measured",
-                    rc.budget.value,
-                    raw_t.value,
-                    raw_t.referenced.line()
-                ),
-            );
-        }
+        let line = raw_t.referenced.line();
+        let msg = format!(
+            "budget {} is above timeout {} (line {line}): a slow answer could never be measured",
+            rc.budget.value, raw_t.value
+        );
+        p.at(&rc.budget, format!("{path}.budget"), msg);
     }
     (interval, budget, timeout)
+}
+
+/// A duration within `[min, max]`: beyond these a value is a typo, and the
+/// scheduler's timers have limits of their own.
+fn bounded(p: &mut Problems, raw: &Spanned<String>, path: &str, min: Duration, max: Duration) -> Option<Duration> {
+    let d = duration(p, raw, path)?;
+    let fmt = units::format_duration;
+    if d < min {
+        p.at(raw, path, format!("{} is below the {} minimum", raw.value, fmt(min)));
+        return None;
+    }
+    if d > max {
+        p.at(raw, path, format!("{} is above the {} maximum", raw.value, fmt(max)));
+        return None;
+    }
+    Some(d)
 }
 
 fn expect(p: &mut Problems, raw: Option<RawExpect>, path: &str) -> Expect {

@@ -15,9 +15,21 @@ pub const MAX_BODY: u64 = 1 << 20;
 pub const STATUS: [u16; 1] = [200];
 /// A probe interval below this is almost surely a typo (`5ms` for `5s`).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// A check probed less than daily guards nothing.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// No business endpoint is worth waiting on for more than 10 minutes.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// No duration in a guardian config is longer than a year.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// SLO windows are kept minute by minute in memory: 90 days is 129,600 minutes.
+pub const MAX_SLO_WINDOW: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Per host:port: generous for NEXTGEN's dozen checks, a brake on a typo
 /// that would otherwise hammer production.
 pub const PER_HOST_PER_SECOND: u32 = 50;
+
+/// Per API client: far above what deploy scripts and scrapers need (the gate
+/// is benchmarked at 200 requests/s), low enough that a runaway loop gets 429s.
+pub const API_REQUESTS_PER_SECOND: u32 = 300;
 
 pub const LISTEN: &str = "0.0.0.0:9090";
 /// Embedded default: works on a laptop with nothing installed.
@@ -37,3 +49,8 @@ pub const CONFIRM_INTERVAL: Duration = Duration::from_millis(250);
 
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 pub const MIN_ERROR_BUDGET_REMAINING: f64 = 0.1;
+
+/// A check whose URL path contains one of these carries the whole ARR at
+/// risk by default (`revenue_share: 1.0`); every other check carries none
+/// unless its config says so. Revenue and payments stop the money itself.
+pub const REVENUE_PATHS: [&str; 2] = ["/revenue", "/payments"];

@@ -29,6 +29,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub token_env: Option<S<String>>,
+    pub requests_per_second: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +68,7 @@ pub struct RawCheck {
     pub budget: S<String>,
     pub max_body: Option<S<String>>,
     pub follow_redirects: Option<S<bool>>,
+    pub revenue_share: Option<S<f64>>,
     pub expect: Option<RawExpect>,
 }
 

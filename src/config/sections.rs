@@ -34,7 +34,13 @@ pub fn slos(p: &mut Problems, raw: Vec<RawSlo>, checks: &HashSet<&str>) -> Vec<S
         });
         let window = match &s.window {
             None => Some(defaults::SLO_WINDOW),
-            Some(w) => duration(p, w, &format!("{path}.window")),
+            Some(w) => duration(p, w, &format!("{path}.window")).filter(|d| {
+                let ok = *d <= defaults::MAX_SLO_WINDOW && *d >= std::time::Duration::from_secs(60);
+                if !ok {
+                    p.at(w, format!("{path}.window"), format!("{} must be between 1m and 90d", w.value));
+                }
+                ok
+            }),
         };
         if let Some(window) = window {
             out.push(Slo { name: s.name.value, checks: refs, objective, window });

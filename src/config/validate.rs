@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 
 use super::error::{Problem, Problems};
 use super::raw::RawConfig;
-use super::{Config, Env, Environment, Probing, check, defaults, sections};
+use super::{Config, ConnUrl, Env, Environment, Probing, check, defaults, sections};
 use crate::units;
 
 /// Validates everything, returning every problem found.
@@ -18,13 +18,20 @@ pub fn config(raw: RawConfig, env: &dyn Env) -> Result<Config, Vec<Problem>> {
     let mut p = Problems::default();
     let environment = environment(&mut p, raw.environment.as_ref());
     let listen = listen(&mut p, raw.listen.as_ref());
-    let api_token_env = raw.api.and_then(|a| a.token_env).and_then(|t| token_env(&mut p, t));
+    let (raw_token, raw_rps) = raw.api.map_or((None, None), |a| (a.token_env, a.requests_per_second));
+    let api_token_env = raw_token.and_then(|t| token_env(&mut p, t));
+    let api_requests_per_second =
+        positive(&mut p, raw_rps, "api.requests_per_second", defaults::API_REQUESTS_PER_SECOND);
     let storage_url = storage_url(&mut p, raw.storage.and_then(|s| s.url));
     let redis_url = raw.redis.and_then(|r| redis_url(&mut p, r.url));
     let arr_eur = arr(&mut p, raw.business.and_then(|b| b.arr_eur));
     let probing = probing(&mut p, raw.probing.and_then(|r| r.per_host_per_second));
+    // References are checked against every named check, valid or not, so a
+    // bad budget is not also reported as a missing check wherever it is named.
+    let raw_names: Vec<String> =
+        raw.checks.as_ref().map(|c| c.value.iter().map(|k| k.name.value.clone()).collect()).unwrap_or_default();
+    let names: HashSet<&str> = raw_names.iter().map(String::as_str).collect();
     let checks = check::checks(&mut p, raw.checks, env);
-    let names: HashSet<&str> = checks.iter().map(|c| c.name.as_str()).collect();
     let slos = sections::slos(&mut p, raw.slos.unwrap_or_default(), &names);
     let guard = sections::guard(&mut p, raw.guard, &names);
     let notify = sections::notify(&mut p, raw.notify);
@@ -34,6 +41,7 @@ pub fn config(raw: RawConfig, env: &dyn Env) -> Result<Config, Vec<Problem>> {
             environment,
             listen,
             api_token_env,
+            api_requests_per_second,
             storage_url,
             redis_url,
             arr_eur,
@@ -88,18 +96,18 @@ fn token_env(p: &mut Problems, raw: Spanned<String>) -> Option<String> {
     ok.then_some(raw.value)
 }
 
-fn storage_url(p: &mut Problems, raw: Option<Spanned<String>>) -> String {
-    let Some(raw) = raw else { return defaults::STORAGE_URL.to_string() };
+fn storage_url(p: &mut Problems, raw: Option<Spanned<String>>) -> ConnUrl {
+    let Some(raw) = raw else { return ConnUrl::new(defaults::STORAGE_URL.to_string()) };
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if !known.iter().any(|k| raw.value.starts_with(k)) {
         p.at(&raw, "storage.url", format!("{:?} is neither sqlite://… nor postgres://…", redact_url(&raw.value)));
     }
-    raw.value
+    ConnUrl::new(raw.value)
 }
 
-fn redis_url(p: &mut Problems, raw: Spanned<String>) -> Option<String> {
+fn redis_url(p: &mut Problems, raw: Spanned<String>) -> Option<ConnUrl> {
     match url::Url::parse(&raw.value) {
-        Ok(u) if matches!(u.scheme(), "redis" | "rediss") => Some(raw.value),
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") => Some(ConnUrl::new(raw.value)),
         _ => {
             p.at(&raw, "redis.url", format!("{:?} is not a redis:// or rediss:// URL", redact_url(&raw.value)));
             None
@@ -116,15 +124,18 @@ fn arr(p: &mut Problems, raw: Option<Spanned<f64>>) -> f64 {
 }
 
 fn probing(p: &mut Problems, raw: Option<Spanned<u32>>) -> Probing {
-    let fallback = NonZeroU32::new(defaults::PER_HOST_PER_SECOND).unwrap_or(NonZeroU32::MIN);
-    let per_host_per_second = match raw {
+    Probing { per_host_per_second: positive(p, raw, "probing.per_host_per_second", defaults::PER_HOST_PER_SECOND) }
+}
+
+fn positive(p: &mut Problems, raw: Option<Spanned<u32>>, path: &str, default: u32) -> NonZeroU32 {
+    let fallback = NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN);
+    match raw {
         None => fallback,
         Some(raw) => NonZeroU32::new(raw.value).unwrap_or_else(|| {
-            p.at(&raw, "probing.per_host_per_second", "must be at least 1");
+            p.at(&raw, path, "must be at least 1");
             fallback
         }),
-    };
-    Probing { per_host_per_second }
+    }
 }
 
 /// Parses a duration field, recording a problem when it is bad or zero.
@@ -132,6 +143,10 @@ pub fn duration(p: &mut Problems, raw: &Spanned<String>, path: &str) -> Option<D
     match units::parse_duration(&raw.value) {
         Ok(d) if d.is_zero() => {
             p.at(raw, path, "must be longer than 0");
+            None
+        }
+        Ok(d) if d > defaults::MAX_DURATION => {
+            p.at(raw, path, format!("{} is longer than a year; that is surely a typo", raw.value));
             None
         }
         Ok(d) => Some(d),
@@ -176,13 +191,29 @@ pub fn name(p: &mut Problems, raw: &Spanned<String>, path: &str) -> bool {
     ok
 }
 
-/// A URL as it may appear in an error: without a password.
-fn redact_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => text.to_string(),
+/// A URL as it may appear in an error or a log: any `user:password@` has its
+/// password masked, even when the text does not parse as a URL.
+pub fn redact_url(text: &str) -> String {
+    let Some(scheme_end) = text.find("://").map(|i| i + 3) else { return text.to_string() };
+    let rest = &text[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return text.to_string() };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{}{user}:***{}", &text[..scheme_end], &rest[at..]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_masked_even_in_urls_that_do_not_parse() {
+        assert_eq!(redact_url("postgres://guardian:hunter2@db:5432/g"), "postgres://guardian:***@db:5432/g");
+        assert_eq!(redact_url("http://admin:hunter2@nextgen:99999/x"), "http://admin:***@nextgen:99999/x");
+        assert_eq!(redact_url("redis://:p%40ss@redis:6379"), "redis://:***@redis:6379");
+        assert_eq!(redact_url("http://nextgen:7001/a@b"), "http://nextgen:7001/a@b");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

@@ -1,20 +1,31 @@
-//! The check board: each check's latest result and whether a probe is over
-//! its budget right now. It answers `/api/v1/status`, `/readyz`, the
-//! `guardian_check_up` gauge and the demo's live view.
+//! The check board: each check's latest result, whether a probe is over its
+//! budget right now, and whether the latest result is still fresh. It
+//! answers `/api/v1/status`, `/readyz`, the `guardian_check_up` gauge and
+//! the demo's live view.
+//!
+//! Rule: a check is up when its newest result is ok, no probe is running
+//! past its budget, and that result is fresh (started within interval +
+//! timeout + a second). Missing or old data is never a pass: a dead
+//! scheduler or a check that is always skipped turns the check bad.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{Outcome, ProbeEvent, ProbeObserver, ProbeResult};
+use crate::clock::Clock;
 use crate::config::Check;
 
-#[derive(Debug, Default)]
+/// Scheduling jitter and a busy runtime get this much grace before a result is stale.
+const FRESH_SLACK: Duration = Duration::from_secs(1);
+
 pub struct Board {
     checks: RwLock<HashMap<String, Entry>>,
     order: Vec<String>,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug)]
@@ -22,10 +33,11 @@ struct Entry {
     url: String,
     budget: Duration,
     interval: Duration,
+    fresh_for: Duration,
     last: Option<ProbeResult>,
     /// Probes in flight whose budget has already elapsed.
     over_budget_in_flight: u32,
-    rate_limited: u64,
+    skipped: u64,
 }
 
 /// One check as people and the API see it.
@@ -35,59 +47,88 @@ pub struct CheckStatus {
     pub url: String,
     pub budget_seconds: f64,
     pub interval_seconds: f64,
-    /// Good now: the last probe was ok and none is over budget in flight.
+    /// Good now: the newest result is ok and fresh, and no probe is over budget in flight.
     pub up: bool,
     /// A probe is running past its budget: bad before it even ends.
     pub over_budget_in_flight: bool,
-    pub rate_limited_total: u64,
+    /// The newest result is older than interval + timeout (or there is none).
+    pub stale: bool,
+    pub skipped_total: u64,
     pub last: Option<ProbeResult>,
 }
 
 impl Board {
-    pub fn new(checks: &[Check]) -> Self {
+    pub fn new(checks: &[Check], clock: Arc<dyn Clock>) -> Self {
         let entries = checks.iter().map(|c| {
             let entry = Entry {
                 url: c.display_url(),
                 budget: c.budget,
                 interval: c.interval,
+                fresh_for: c.interval + c.timeout + FRESH_SLACK,
                 last: None,
                 over_budget_in_flight: 0,
-                rate_limited: 0,
+                skipped: 0,
             };
             (c.name.clone(), entry)
         });
-        Self { checks: RwLock::new(entries.collect()), order: checks.iter().map(|c| c.name.clone()).collect() }
+        let order = checks.iter().map(|c| c.name.clone()).collect();
+        Self { checks: RwLock::new(entries.collect()), order, clock }
     }
 
     /// Every check in config order.
     pub fn snapshot(&self) -> Vec<CheckStatus> {
+        let now = self.clock.now();
         let map = self.checks.read().unwrap_or_else(|p| p.into_inner());
-        self.order.iter().filter_map(|name| map.get(name).map(|e| status(name, e))).collect()
+        self.order.iter().filter_map(|name| map.get(name).map(|e| status(name, e, now))).collect()
     }
 
-    /// Checks that have no result yet (readiness waits for them).
-    pub fn without_result(&self) -> Vec<String> {
+    /// Calls `f(name, up)` for every check, without cloning results.
+    pub fn each_up(&self, mut f: impl FnMut(&str, bool)) {
+        let now = self.clock.now();
         let map = self.checks.read().unwrap_or_else(|p| p.into_inner());
-        self.order.iter().filter(|n| map.get(*n).is_some_and(|e| e.last.is_none())).cloned().collect()
-    }
-
-    fn update(&self, check: &str, f: impl FnOnce(&mut Entry)) {
-        let mut map = self.checks.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = map.get_mut(check) {
-            f(e);
+        for name in &self.order {
+            if let Some(e) = map.get(name) {
+                f(name, is_up(e, now));
+            }
         }
+    }
+
+    /// Checks that have no result yet, or only a stale one (readiness waits for them).
+    pub fn without_fresh_result(&self) -> Vec<String> {
+        let now = self.clock.now();
+        let map = self.checks.read().unwrap_or_else(|p| p.into_inner());
+        self.order.iter().filter(|n| map.get(*n).is_some_and(|e| !is_fresh(e, now))).cloned().collect()
+    }
+
+    /// Applies `f` under the lock and returns whether the check was up before and after.
+    fn update(&self, check: &str, f: impl FnOnce(&mut Entry)) -> Option<(bool, bool)> {
+        let now = self.clock.now();
+        let mut map = self.checks.write().unwrap_or_else(|p| p.into_inner());
+        let e = map.get_mut(check)?;
+        let before = is_up(e, now);
+        f(e);
+        Some((before, is_up(e, now)))
     }
 }
 
-fn status(name: &str, e: &Entry) -> CheckStatus {
+fn is_fresh(e: &Entry, now: Timestamp) -> bool {
+    e.last.as_ref().is_some_and(|r| now.duration_since(r.started_at).unsigned_abs() <= e.fresh_for)
+}
+
+fn is_up(e: &Entry, now: Timestamp) -> bool {
+    e.last.as_ref().is_some_and(|r| r.outcome == Outcome::Ok) && e.over_budget_in_flight == 0 && is_fresh(e, now)
+}
+
+fn status(name: &str, e: &Entry, now: Timestamp) -> CheckStatus {
     CheckStatus {
         name: name.to_string(),
         url: e.url.clone(),
         budget_seconds: e.budget.as_secs_f64(),
         interval_seconds: e.interval.as_secs_f64(),
-        up: is_up(e),
+        up: is_up(e, now),
         over_budget_in_flight: e.over_budget_in_flight > 0,
-        rate_limited_total: e.rate_limited,
+        stale: !is_fresh(e, now),
+        skipped_total: e.skipped,
         last: e.last.clone(),
     }
 }
@@ -95,40 +136,43 @@ fn status(name: &str, e: &Entry) -> CheckStatus {
 impl ProbeObserver for Board {
     fn on_event(&self, event: ProbeEvent<'_>) {
         match event {
-            ProbeEvent::OverBudget { check, .. } => self.update(check, |e| {
-                if is_up(e) {
-                    tracing::warn!(check, budget = ?e.budget, "check turned bad: probe still running past its budget");
+            ProbeEvent::OverBudget { check, .. } => {
+                let budget = self.update(check, |e| e.over_budget_in_flight += 1);
+                if let Some((true, false)) = budget {
+                    tracing::warn!(check, "check turned bad: a probe is still running past its budget");
                 }
-                e.over_budget_in_flight += 1;
-            }),
-            ProbeEvent::Finished(r) => self.update(&r.check, |e| {
-                let before = e.last.as_ref().map(|l| l.outcome);
-                if r.over_budget_early {
-                    e.over_budget_in_flight = e.over_budget_in_flight.saturating_sub(1);
+            }
+            ProbeEvent::Finished(r) => {
+                let changed = self.update(&r.check, |e| {
+                    if r.over_budget_early {
+                        e.over_budget_in_flight = e.over_budget_in_flight.saturating_sub(1);
+                    }
+                    // Overlapping probes can finish out of order; keep the newest launched.
+                    if e.last.as_ref().is_none_or(|l| l.seq <= r.seq) {
+                        e.last = Some(r.clone());
+                    }
+                });
+                if let Some((before, after)) = changed {
+                    log_transition(r, before, after);
                 }
-                // Overlapping probes can finish out of order; keep the newest.
-                if e.last.as_ref().is_none_or(|l| l.started_at <= r.started_at) {
-                    e.last = Some(r.clone());
-                }
-                log_transition(r, before);
-            }),
-            ProbeEvent::RateLimited { check } => self.update(check, |e| e.rate_limited += 1),
+            }
+            ProbeEvent::Skipped { check, .. } => {
+                self.update(check, |e| e.skipped += 1);
+            }
         }
     }
 }
 
-fn is_up(e: &Entry) -> bool {
-    e.last.as_ref().is_some_and(|r| r.outcome == Outcome::Ok) && e.over_budget_in_flight == 0
-}
-
-/// One line when a check's outcome changes between good and bad, not one per probe.
-fn log_transition(r: &ProbeResult, before: Option<Outcome>) {
-    let latency = crate::units::format_duration(r.latency);
-    match (before.map(Outcome::is_good), r.outcome.is_good()) {
-        (Some(true) | None, false) => {
-            tracing::warn!(check = %r.check, outcome = r.outcome.code(), %latency, reason = %r.reason, "check is bad")
-        }
-        (Some(false), true) => tracing::info!(check = %r.check, %latency, "check is good again"),
-        _ => tracing::debug!(check = %r.check, outcome = r.outcome.code(), %latency, reason = %r.reason, "probe"),
+/// One line when a check changes between good and bad, not one per probe.
+/// Logged after the lock is released: a slow log pipe never stalls the board.
+fn log_transition(r: &ProbeResult, before: bool, after: bool) {
+    let (check, outcome, latency, reason) = (&r.check, r.outcome.code(), r.latency, &r.reason);
+    match (before, after) {
+        (true, false) => tracing::warn!(check, outcome, ?latency, reason, "check is bad"),
+        (false, true) => tracing::info!(check, ?latency, "check is good"),
+        _ => tracing::debug!(check, outcome, ?latency, reason, "probe"),
     }
 }
+
+#[cfg(test)]
+mod tests;

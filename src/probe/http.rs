@@ -78,17 +78,24 @@ impl Prober {
             Fetched::Answer { status, ttfb, .. } => (Some(*ttfb), Some(*status)),
             Fetched::Failure { ttfb, status, .. } => (*ttfb, *status),
         };
-        ProbeResult { check: check.name.clone(), started_at, latency, ttfb, status, outcome, reason, over_budget_early }
+        ProbeResult {
+            check: check.name.clone(),
+            seq: 0,
+            started_at,
+            latency,
+            ttfb,
+            status,
+            outcome,
+            reason,
+            over_budget_early,
+        }
     }
 
     async fn fetch(&self, check: &Check, start: Instant) -> Fetched {
         let client = if check.follow_redirects { &self.following } else { &self.direct };
         let mut request = client.request(check.method.clone(), check.url.clone());
         for (name, value) in &check.headers {
-            if let Ok(mut v) = http::HeaderValue::from_str(value.expose()) {
-                v.set_sensitive(true);
-                request = request.header(name, v);
-            }
+            request = request.header(name, value);
         }
         let response = match request.send().await {
             Ok(r) => r,
@@ -97,11 +104,20 @@ impl Prober {
         let ttfb = start.elapsed();
         let status = response.status().as_u16();
         let redirect_to =
-            response.headers().get(http::header::LOCATION).and_then(|l| l.to_str().ok()).map(String::from);
+            response.headers().get(http::header::LOCATION).and_then(|l| l.to_str().ok()).map(shown_location);
         match read_capped(response, check.max_body).await {
             Ok(body) => Fetched::Answer { status, ttfb, body, redirect_to },
             Err(reason) => Fetched::Failure { ttfb: Some(ttfb), status: Some(status), reason },
         }
+    }
+}
+
+/// A redirect target as it may be shown: no password, at most 200 characters.
+fn shown_location(location: &str) -> String {
+    let text = crate::config::redact_url(location);
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
     }
 }
 

@@ -37,6 +37,10 @@ impl Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeResult {
     pub check: String,
+    /// Launch order within its check: which of two overlapping probes is newer,
+    /// whatever the wall clock did meanwhile.
+    #[serde(skip)]
+    pub seq: u64,
     pub started_at: jiff::Timestamp,
     /// From sending the request to the last body byte (or to the failure).
     #[serde(serialize_with = "secs")]

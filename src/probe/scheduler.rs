@@ -4,6 +4,7 @@
 //! ones are still in flight, so a slow endpoint is not probed less often.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -12,14 +13,24 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::time::DelayQueue;
 
-use super::{HostLimiter, ProbeEvent, ProbeObserver, Prober};
+use super::{HostLimiter, ProbeEvent, ProbeObserver, Prober, SkipReason};
 use crate::config::Check;
 
 pub struct Scheduler {
-    checks: Vec<Arc<Check>>,
+    checks: Vec<Scheduled>,
     prober: Arc<Prober>,
     limiter: Arc<HostLimiter>,
     observer: Arc<dyn ProbeObserver>,
+}
+
+struct Scheduled {
+    check: Arc<Check>,
+    seq: u64,
+    in_flight: Arc<AtomicU32>,
+    /// At most this many probes at once: as many as the timeout can overlap, plus one.
+    max_in_flight: u32,
+    /// Set while probes are being skipped, so the log says it once.
+    skipping: Option<SkipReason>,
 }
 
 impl Scheduler {
@@ -29,46 +40,103 @@ impl Scheduler {
         limiter: Arc<HostLimiter>,
         observer: Arc<dyn ProbeObserver>,
     ) -> Self {
-        Self { checks: checks.iter().cloned().map(Arc::new).collect(), prober, limiter, observer }
+        let checks = checks
+            .iter()
+            .map(|c| Scheduled {
+                max_in_flight: max_in_flight(c.timeout, c.interval),
+                check: Arc::new(c.clone()),
+                seq: 0,
+                in_flight: Arc::new(AtomicU32::new(0)),
+                skipping: None,
+            })
+            .collect();
+        Self { checks, prober, limiter, observer }
     }
 
     /// Probes until `stop` is cancelled. Probes run on `tracker`; each one is
     /// abandoned (not recorded) when `stop` fires.
-    pub async fn run(self, stop: CancellationToken, tracker: TaskTracker) {
+    pub async fn run(mut self, stop: CancellationToken, tracker: TaskTracker) {
         let mut queue = DelayQueue::with_capacity(self.checks.len());
         let now = Instant::now();
-        for (i, check) in self.checks.iter().enumerate() {
-            queue.insert_at(i, now + phase(check.interval));
+        for (i, s) in self.checks.iter().enumerate() {
+            queue.insert_at(i, now + phase(s.check.interval));
         }
         loop {
             let expired = tokio::select! {
                 () = stop.cancelled() => break,
                 next = queue.next() => match next { Some(e) => e, None => break },
             };
-            let (i, due) = (expired.get_ref().to_owned(), expired.deadline());
-            let check = &self.checks[i];
-            queue.insert_at(i, next_due(due, check.interval, Instant::now()));
-            self.launch(check.clone(), &stop, &tracker);
+            let (i, due) = (*expired.get_ref(), expired.deadline());
+            let Some(interval) = self.checks.get(i).map(|s| s.check.interval) else { continue };
+            queue.insert_at(i, next_due(due, interval, Instant::now()));
+            self.launch(i, &stop, &tracker);
         }
     }
 
-    fn launch(&self, check: Arc<Check>, stop: &CancellationToken, tracker: &TaskTracker) {
-        if !self.limiter.allow(&check.url) {
-            tracing::warn!(check = %check.name, host = check.url.host_str().unwrap_or(""), "probe skipped: host over its rate limit");
-            self.observer.on_event(ProbeEvent::RateLimited { check: &check.name });
+    fn launch(&mut self, i: usize, stop: &CancellationToken, tracker: &TaskTracker) {
+        let (limiter, observer) = (self.limiter.clone(), self.observer.clone());
+        let Some(s) = self.checks.get_mut(i) else { return };
+        let skip = if s.in_flight.load(Ordering::Acquire) >= s.max_in_flight {
+            Some(SkipReason::TooManyInFlight)
+        } else if !limiter.allow(&s.check.url) {
+            Some(SkipReason::RateLimited)
+        } else {
+            None
+        };
+        note_skipping(s, skip);
+        if let Some(reason) = skip {
+            observer.on_event(ProbeEvent::Skipped { check: &s.check.name, reason });
             return;
         }
-        let (prober, observer, stop) = (self.prober.clone(), self.observer.clone(), stop.clone());
+        s.seq += 1;
+        let (check, seq, prober, stop) = (s.check.clone(), s.seq, self.prober.clone(), stop.clone());
+        let in_flight = InFlight::enter(&s.in_flight);
         tracker.spawn(async move {
+            let _in_flight = in_flight;
             let early = observer.clone();
             let run = prober.probe(&check, |started_at| {
                 early.on_event(ProbeEvent::OverBudget { check: &check.name, started_at });
             });
             tokio::select! {
                 () = stop.cancelled() => {}
-                result = run => observer.on_event(ProbeEvent::Finished(&result)),
+                mut result = run => {
+                    result.seq = seq;
+                    observer.on_event(ProbeEvent::Finished(&result));
+                }
             }
         });
+    }
+}
+
+/// Logs when a check starts and stops being skipped, not at every skip.
+fn note_skipping(s: &mut Scheduled, skip: Option<SkipReason>) {
+    let name = &s.check.name;
+    match (s.skipping, skip) {
+        (None, Some(reason)) => tracing::warn!(check = %name, reason = reason.code(), "probes are being skipped"),
+        (Some(_), None) => tracing::info!(check = %name, "probes are no longer skipped"),
+        _ => {}
+    }
+    s.skipping = skip;
+}
+
+fn max_in_flight(timeout: Duration, interval: Duration) -> u32 {
+    let overlap = timeout.as_secs_f64() / interval.as_secs_f64().max(1e-3);
+    (overlap.ceil() as u32).saturating_add(1)
+}
+
+/// Counts a probe in flight for as long as it lives, cancelled or not.
+struct InFlight(Arc<AtomicU32>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicU32>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -102,5 +170,13 @@ mod tests {
         let s = Duration::from_secs(1);
         assert_eq!(next_due(t0, s, t0 + Duration::from_millis(10)), t0 + s);
         assert_eq!(next_due(t0, s, t0 + Duration::from_secs(5)), t0 + Duration::from_secs(6));
+    }
+
+    #[test]
+    fn a_check_may_overlap_as_many_probes_as_its_timeout_allows_plus_one() {
+        let ms = Duration::from_millis;
+        assert_eq!(max_in_flight(ms(5_000), ms(2_000)), 4);
+        assert_eq!(max_in_flight(ms(1_000), ms(5_000)), 2);
+        assert_eq!(max_in_flight(ms(30_000), ms(300)), 101);
     }
 }
