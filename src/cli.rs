@@ -4,6 +4,7 @@
 
 mod check_config;
 mod demo;
+mod gate;
 mod probe;
 mod run;
 mod sim;
@@ -39,6 +40,8 @@ pub enum Command {
     Demo(demo::Args),
     /// Serve the NEXTGEN business API simulator.
     Sim(sim::Args),
+    /// Ask a running guardian whether a deploy may go.
+    Gate(gate::Args),
 }
 
 /// Runs the parsed command and returns its exit code.
@@ -49,6 +52,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Probe(args) => probe::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Sim(args) => sim::run(args).await,
+        Command::Gate(args) => gate::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -6,18 +6,29 @@
 //! - `app`      — builds a running guardian from a `Config` (the one place that picks backends).
 //! - `api`      — the HTTP API (`/healthz`, `/readyz`, `/metrics`, `/api/v1/status`).
 //! - `metrics`  — the Prometheus registry and every metric of SPEC.
+//! - `slo`      — per-minute roll-ups, SLIs, error budgets, burn rates.
+//! - `incident` — confirmed breaches of a check and what they put at risk.
+//! - `gate`     — the go/no-go decision, deploy windows, backups.
+//! - `store`    — persistence (SQLite or PostgreSQL through sqlx) behind the `Store` trait.
+//! - `audit`, `migration` — the action audit log and declared migrations.
 //! - `sim`      — the NEXTGEN business API simulator (`guardian sim`, demo, tests, benches).
 //! - `units`    — parsing durations (`250ms`) and sizes (`1MiB`) as SPEC writes them.
 //! - `telemetry`, `clock`, `shutdown` — logging, wall time, stop signals.
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod gate;
+pub mod incident;
 pub mod metrics;
+pub mod migration;
 pub mod probe;
 pub mod shutdown;
 pub mod sim;
+pub mod slo;
+pub mod store;
 pub mod telemetry;
 pub mod units;

@@ -5,5 +5,6 @@
 
 pub mod eventually;
 pub mod guardian;
+pub mod postgres;
 pub mod promtext;
 pub mod targets;

@@ -1,0 +1,127 @@
+//! Owns the writes waiting for storage and how they coalesce: a roll-up per
+//! (check, minute), an incident or migration per id (each holds absolute
+//! values, so the newest replaces the rest), and backups, gate decisions and
+//! actions in the order they came. A write leaves only once it is stored:
+//! the flusher works on copies and marks them done, and a newer write that
+//! arrived meanwhile (a higher version) is kept.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::audit::ActionRecord;
+use crate::gate::{Backup, GateDecision};
+use crate::incident::Incident;
+use crate::migration::Migration;
+use crate::slo::MinuteRollup;
+use crate::store::Write;
+
+#[derive(Debug)]
+struct Versioned<T> {
+    version: u64,
+    value: T,
+}
+
+/// One call to the store, built from queued writes.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Op {
+    /// (version, roll-up) pairs, written in one call.
+    Rollups(Vec<(u64, MinuteRollup)>),
+    Incident(u64, Incident),
+    Migration(u64, Migration),
+    /// The oldest queued backup, gate decision or action.
+    Append(Ordered),
+}
+
+/// A write kept in order rather than coalesced.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Ordered {
+    Backup(Backup),
+    GateDecision(GateDecision),
+    Action(ActionRecord),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    version: u64,
+    rollups: BTreeMap<(String, i64), Versioned<MinuteRollup>>,
+    incidents: BTreeMap<String, Versioned<Incident>>,
+    migrations: BTreeMap<String, Versioned<Migration>>,
+    appends: VecDeque<Ordered>,
+}
+
+impl Pending {
+    pub(super) fn push(&mut self, write: Write) {
+        self.version += 1;
+        let version = self.version;
+        match write {
+            Write::Rollup(r) => {
+                self.rollups.insert((r.check.clone(), r.minute), Versioned { version, value: r });
+            }
+            Write::Incident(i) => {
+                self.incidents.insert(i.id.clone(), Versioned { version, value: i });
+            }
+            Write::Migration(m) => {
+                self.migrations.insert(m.id.clone(), Versioned { version, value: m });
+            }
+            Write::Backup(b) => self.appends.push_back(Ordered::Backup(b)),
+            Write::GateDecision(d) => self.appends.push_back(Ordered::GateDecision(d)),
+            Write::Action(a) => self.appends.push_back(Ordered::Action(a)),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.rollups.len() + self.incidents.len() + self.migrations.len() + self.appends.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies of up to `max` queued writes as store calls: roll-ups (one call),
+    /// incidents, migrations, then appends oldest first. They stay queued until `done`.
+    pub(super) fn take(&self, max: usize) -> Vec<Op> {
+        let mut ops = Vec::new();
+        let rollups: Vec<_> = self.rollups.values().take(max).map(|v| (v.version, v.value.clone())).collect();
+        let mut room = max - rollups.len();
+        if !rollups.is_empty() {
+            ops.push(Op::Rollups(rollups));
+        }
+        let incidents = self.incidents.values().take(room).map(|v| Op::Incident(v.version, v.value.clone()));
+        ops.extend(incidents);
+        room = max.saturating_sub(count_writes(&ops));
+        let migrations = self.migrations.values().take(room).map(|v| Op::Migration(v.version, v.value.clone()));
+        ops.extend(migrations);
+        room = max.saturating_sub(count_writes(&ops));
+        ops.extend(self.appends.iter().take(room).cloned().map(Op::Append));
+        ops
+    }
+
+    /// Forgets the writes of `op`, now stored, unless a newer one replaced them.
+    /// Appends must be marked done in the order `take` gave them.
+    pub(super) fn done(&mut self, op: &Op) {
+        match op {
+            Op::Rollups(rows) => {
+                for (version, r) in rows {
+                    remove_if(&mut self.rollups, &(r.check.clone(), r.minute), *version);
+                }
+            }
+            Op::Incident(version, i) => remove_if(&mut self.incidents, &i.id, *version),
+            Op::Migration(version, m) => remove_if(&mut self.migrations, &m.id, *version),
+            Op::Append(_) => {
+                self.appends.pop_front();
+            }
+        }
+    }
+}
+
+fn count_writes(ops: &[Op]) -> usize {
+    ops.iter().map(|op| if let Op::Rollups(rows) = op { rows.len() } else { 1 }).sum()
+}
+
+fn remove_if<K: Ord, T>(map: &mut BTreeMap<K, Versioned<T>>, key: &K, version: u64) {
+    if map.get(key).is_some_and(|v| v.version == version) {
+        map.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests;

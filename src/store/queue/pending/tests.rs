@@ -1,0 +1,122 @@
+use jiff::Timestamp;
+
+use super::*;
+use crate::config::Environment;
+
+fn rollup(check: &str, minute: i64, good: u64, total: u64) -> Write {
+    Write::Rollup(MinuteRollup { check: check.into(), minute, good, total })
+}
+
+fn action(id: &str) -> Write {
+    Write::Action(ActionRecord {
+        id: id.into(),
+        at: Timestamp::UNIX_EPOCH,
+        target: "blueocean-nextgen-prod/Deployment/nextgen-dashboard".into(),
+        action: "pause".into(),
+        outcome: "ok".into(),
+        incident: None,
+        detail: String::new(),
+    })
+}
+
+fn backup(id: &str) -> Write {
+    Write::Backup(Backup {
+        environment: Environment::Prod,
+        id: id.into(),
+        completed_at: Timestamp::UNIX_EPOCH,
+        ok: true,
+    })
+}
+
+fn incident(id: &str, probes_bad: u64) -> Write {
+    Write::Incident(Incident {
+        id: id.into(),
+        check: "payments-health".into(),
+        started_at: Timestamp::UNIX_EPOCH,
+        ended_at: None,
+        worst_latency: std::time::Duration::from_secs(4),
+        p95_latency: std::time::Duration::from_secs(3),
+        probes_total: 5,
+        probes_bad,
+        revenue_at_risk_eur: 12.5,
+        reason: "slow".into(),
+    })
+}
+
+fn queued(writes: impl IntoIterator<Item = Write>) -> Pending {
+    let mut p = Pending::default();
+    writes.into_iter().for_each(|w| p.push(w));
+    p
+}
+
+fn store_all(p: &mut Pending, max: usize) -> Vec<Op> {
+    let ops = p.take(max);
+    ops.iter().for_each(|op| p.done(op));
+    ops
+}
+
+#[test]
+fn rollups_of_one_check_and_minute_coalesce_to_the_newest() {
+    let mut p = queued([rollup("a", 1, 1, 1), rollup("a", 1, 3, 4), rollup("a", 2, 1, 1), rollup("b", 1, 0, 1)]);
+    assert_eq!(p.len(), 3);
+    let ops = store_all(&mut p, 10);
+    let Op::Rollups(rows) = &ops[0] else { panic!("roll-ups first: {ops:?}") };
+    let a1 = rows.iter().find(|(_, r)| r.check == "a" && r.minute == 1).map(|(_, r)| (r.good, r.total));
+    assert_eq!(a1, Some((3, 4)));
+    assert!(p.is_empty());
+}
+
+#[test]
+fn incidents_coalesce_by_id() {
+    let mut p = queued([incident("i1", 1), incident("i1", 3), incident("i2", 1)]);
+    assert_eq!(p.len(), 2);
+    let ops = store_all(&mut p, 10);
+    assert!(ops.iter().any(|op| matches!(op, Op::Incident(_, i) if i.id == "i1" && i.probes_bad == 3)));
+}
+
+#[test]
+fn appends_keep_their_order_and_never_coalesce() {
+    let mut p = queued([action("a1"), backup("b1"), action("a1"), action("a2")]);
+    assert_eq!(p.len(), 4);
+    let ids: Vec<String> = store_all(&mut p, 10)
+        .into_iter()
+        .map(|op| match op {
+            Op::Append(Ordered::Action(a)) => a.id,
+            Op::Append(Ordered::Backup(b)) => format!("backup {}", b.id),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, ["a1", "backup b1", "a1", "a2"]);
+}
+
+#[test]
+fn a_batch_takes_at_most_max_writes_and_the_rest_waits() {
+    let mut p = queued((0..5).map(|m| rollup("a", m, 1, 1)).chain([incident("i", 1), action("x"), action("y")]));
+    let first = p.take(6);
+    assert_eq!(count_writes(&first), 6);
+    first.iter().for_each(|op| p.done(op));
+    assert_eq!(p.len(), 2);
+    let rest = store_all(&mut p, 6);
+    assert_eq!(count_writes(&rest), 2);
+    assert!(p.is_empty());
+}
+
+#[test]
+fn taking_a_batch_removes_nothing_until_it_is_done() {
+    let p = queued([rollup("a", 1, 1, 1), action("x")]);
+    let _ = p.take(10);
+    assert_eq!(p.len(), 2);
+}
+
+#[test]
+fn a_newer_write_queued_during_a_flush_survives_it() {
+    let mut p = queued([rollup("a", 1, 1, 1), incident("i", 1)]);
+    let in_flight = p.take(10);
+    p.push(rollup("a", 1, 2, 2));
+    p.push(incident("i", 2));
+    in_flight.iter().for_each(|op| p.done(op));
+    assert_eq!(p.len(), 2);
+    let again = p.take(10);
+    assert!(again.iter().any(|op| matches!(op, Op::Rollups(rows) if rows[0].1.total == 2)));
+    assert!(again.iter().any(|op| matches!(op, Op::Incident(_, i) if i.probes_bad == 2)));
+}
