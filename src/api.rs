@@ -1,6 +1,17 @@
-//! Owns the HTTP API served on `listen`: health, readiness, metrics and the
-//! JSON status. Handlers read shared state; they never probe or block.
+//! Owns the HTTP API served on `listen`: health, readiness, metrics, status,
+//! the gate, backups, incidents and actions. Handlers read shared state;
+//! they never probe, and never wait on storage to answer the gate.
+//!
+//! Every request passes the per-client rate limit; every POST but the gate
+//! needs the bearer token (the gate's POST only reads: it is Flagger's
+//! webhook form, and Flagger cannot send headers).
 
+mod actions;
+mod auth;
+mod backups;
+mod body;
+mod error;
+mod gate;
 mod health;
 mod metrics;
 mod status;
@@ -8,19 +19,32 @@ mod status;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 
-use crate::config::Environment;
+pub use auth::{ClientLimiter, load_token};
+pub use error::ApiError;
+
+use crate::clock::Clock;
+use crate::config::{Config, Secret};
+use crate::gatekeeper::Gatekeeper;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::probe::Board;
+use crate::store::StoreWriter;
 
 /// What the handlers read.
 #[derive(Clone)]
 pub struct ApiState {
-    pub environment: Environment,
+    pub config: Arc<Config>,
     pub board: Arc<Board>,
     pub metrics: Arc<Metrics>,
-    pub clock: Arc<dyn crate::clock::Clock>,
+    pub history: Arc<History>,
+    pub gatekeeper: Arc<Gatekeeper>,
+    pub writer: StoreWriter,
+    pub clock: Arc<dyn Clock>,
+    pub token: Option<Arc<Secret>>,
+    pub limiter: Arc<ClientLimiter>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -29,5 +53,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/gate", get(gate::get_gate).post(gate::post_gate))
+        .route("/api/v1/backups", post(backups::post_backup))
+        .route("/api/v1/incidents", get(actions::incidents))
+        .route("/api/v1/actions", get(actions::actions))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(DefaultBodyLimit::max(body::MAX_BODY))
         .with_state(state)
 }

@@ -7,6 +7,8 @@
 //! - `api`      — the HTTP API (`/healthz`, `/readyz`, `/metrics`, `/api/v1/status`).
 //! - `metrics`  — the Prometheus registry and every metric of SPEC.
 //! - `slo`      — per-minute roll-ups, SLIs, error budgets, burn rates.
+//! - `gatekeeper` — answers the gate at run time from in-memory state; records answer changes.
+//! - `history`  — SLO and incident trackers fed by probes, persisted through the store queue.
 //! - `incident` — confirmed breaches of a check and what they put at risk.
 //! - `gate`     — the go/no-go decision, deploy windows, backups.
 //! - `store`    — persistence (SQLite or PostgreSQL through sqlx) behind the `Store` trait.
@@ -22,6 +24,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod gate;
+pub mod gatekeeper;
+pub mod history;
 pub mod incident;
 pub mod metrics;
 pub mod migration;

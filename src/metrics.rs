@@ -2,12 +2,17 @@
 //! labels are fixed by SPEC (dashboards and alert rules read them); the
 //! environment is a constant label on every series.
 
+mod state;
+
 use std::collections::HashMap;
 
 use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::config::{Check, Config};
-use crate::probe::{Board, ProbeEvent, ProbeObserver};
+use crate::probe::{ProbeEvent, ProbeObserver};
+
+pub use state::Sources;
+use state::StateGauges;
 
 pub struct Metrics {
     registry: Registry,
@@ -17,6 +22,7 @@ pub struct Metrics {
     probes_skipped: IntCounterVec,
     check_budget: GaugeVec,
     check_up: GaugeVec,
+    state: StateGauges,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,7 @@ impl Metrics {
                 Opts::new("guardian_check_up", "1 when the check is good now, 0 when bad"),
                 &["check"],
             )?,
+            state: StateGauges::register(&registry)?,
             registry,
         };
         m.register_all()?;
@@ -88,8 +95,9 @@ impl Metrics {
     }
 
     /// The text exposition, with state gauges refreshed from the board.
-    pub fn render(&self, board: &Board) -> String {
-        board.each_up(|name, up| self.check_up.with_label_values(&[name]).set(if up { 1.0 } else { 0.0 }));
+    pub fn render(&self, sources: &Sources<'_>) -> String {
+        sources.board.each_up(|name, up| self.check_up.with_label_values(&[name]).set(if up { 1.0 } else { 0.0 }));
+        self.state.refresh(sources);
         let mut out = Vec::with_capacity(16 * 1024);
         let families = self.registry.gather();
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {

@@ -16,10 +16,12 @@ use crate::incident::Incident;
 use crate::migration::Migration;
 use crate::slo::MinuteRollup;
 
+mod lazy;
 pub mod memory;
 mod queue;
 mod sql;
 
+pub use lazy::LazyStore;
 pub use queue::{Backoff, QueueConfig, StoreHealth, StoreWriter, Write};
 
 #[derive(Debug, thiserror::Error)]

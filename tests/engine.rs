@@ -37,8 +37,9 @@ async fn counting_slow(delay: Duration) -> (SocketAddr, Arc<AtomicU64>) {
 }
 
 async fn start(yaml: &str) -> (App, CancellationToken, SocketAddr) {
-    let config = config::parse(yaml, "engine.yaml", &MapEnv::default()).unwrap_or_else(|e| panic!("{e}"));
-    let app = App::build(config, Arc::new(SystemClock)).unwrap();
+    let yaml = format!("storage: {{ url: 'sqlite::memory:' }}\n{yaml}");
+    let config = config::parse(&yaml, "engine.yaml", &MapEnv::default()).unwrap_or_else(|e| panic!("{e}"));
+    let app = App::build(config, Arc::new(SystemClock), &MapEnv::default()).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();

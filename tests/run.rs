@@ -163,3 +163,52 @@ fn a_bad_config_exits_2_with_the_problem() {
         String::from_utf8_lossy(&out.stderr).contains("g.yaml:2:9: checks: empty: a guardian needs at least one check")
     );
 }
+
+async fn slo_total(g: &Guardian) -> u64 {
+    let status: serde_json::Value = serde_json::from_str(&get(&g.url("/api/v1/status")).await.1).unwrap();
+    status["slos"][0]["windows"].as_array().unwrap().iter().find(|w| w["window"] == "1d").unwrap()["total"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn slo_windows_survive_a_restart_on_the_embedded_sqlite() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("{}slos:\n  - {{ name: payments, checks: [payments-health], window: 1d }}\n", config(&sim));
+    let mut first = Guardian::start_in(dir.path(), &config, &[("NEXTGEN_TOKEN", SECRET)]);
+    eventually(Duration::from_secs(10), "some probes counted", || async { slo_total(&first).await >= 5 }).await;
+    let before = tokio::task::spawn_blocking(move || {
+        let code = first.terminate(Duration::from_secs(5));
+        assert_eq!(code, Some(0), "{}", first.all_logs());
+    });
+    before.await.unwrap();
+    assert!(dir.path().join("guardian.db").exists(), "the embedded default is a SQLite file");
+    let second = Guardian::start_in(dir.path(), &config, &[("NEXTGEN_TOKEN", SECRET)]);
+    let restored = slo_total(&second).await;
+    assert!(restored >= 5, "the 1d window starts from what was stored, got {restored}");
+    assert!(second.all_logs().contains("SLO windows restored from storage"));
+}
+
+#[tokio::test]
+async fn with_storage_down_probing_and_the_gate_go_on_and_readyz_says_why() {
+    let sim = sim().await;
+    let config = format!("storage: {{ url: \"postgres://guardian@127.0.0.1:1/guardian\" }}\n{}", config(&sim));
+    let g = Guardian::start(&config, &[("NEXTGEN_TOKEN", SECRET)]);
+    eventually(Duration::from_secs(10), "checks have results", || async {
+        get(&g.url("/readyz")).await.1.contains("storage unreachable")
+            && !get(&g.url("/readyz")).await.1.contains("no fresh result")
+    })
+    .await;
+    let (code, body) = get(&g.url("/readyz")).await;
+    assert_eq!(code, 503);
+    assert!(body.starts_with("not ready: storage unreachable ("), "{body}");
+    let (code, gate) = get(&g.url("/api/v1/gate?environment=staging-shared")).await;
+    assert_eq!(code, 200, "the gate answers from memory: {gate}");
+    let metrics = get(&g.url("/metrics")).await.1;
+    assert_eq!(sample(&metrics, "guardian_storage_up", &[]), Some(0.0));
+    assert!(
+        sample(&metrics, "guardian_storage_queued_writes", &[]).unwrap() >= 1.0,
+        "gate decisions wait in the queue"
+    );
+}

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::clock::SystemClock;
-use crate::config::{self, Config, MapEnv};
+use crate::config::{self, Config, ConnUrl, MapEnv};
 use crate::probe::CheckStatus;
 use crate::shutdown;
 use crate::sim::{Fault, Simulator};
@@ -39,7 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     let config = demo_config(&sim)?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.context("cannot bind the demo API")?;
     let api = listener.local_addr()?;
-    let app = App::build(config, Arc::new(SystemClock))?;
+    let app = App::build(config, Arc::new(SystemClock), &MapEnv::default()).await?;
     println!("NEXTGEN simulator: landing {}, dashboard {}, admin {}", sim.landing(), sim.dashboard(), sim.admin());
     println!("guardian API:      http://{api}/api/v1/status  ·  http://{api}/metrics");
     println!(
@@ -56,6 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     stop.cancel();
     running.drain(shutdown::GRACE).await;
     sim.stopped().await;
+    remove_demo_db();
     Ok(match story {
         Some(story) => story.verdict(),
         None => 1,
@@ -68,7 +69,21 @@ fn demo_config(sim: &Simulator) -> anyhow::Result<Config> {
         .replace("127.0.0.1:7000", &sim.landing().to_string())
         .replace("127.0.0.1:7001", &sim.dashboard().to_string())
         .replace("127.0.0.1:7002", &sim.admin().to_string());
-    config::parse(&text, "examples/nextgen.yaml", &MapEnv::default()).map_err(|e| anyhow::anyhow!("{e}"))
+    let mut config =
+        config::parse(&text, "examples/nextgen.yaml", &MapEnv::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The embedded default, in a file of its own so a demo never mixes with a real guardian.db.
+    config.storage_url = ConnUrl::new(format!("sqlite://{}", demo_db().display()));
+    Ok(config)
+}
+
+fn demo_db() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("guardian-demo-{}.db", std::process::id()))
+}
+
+fn remove_demo_db() {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", demo_db().display()));
+    }
 }
 
 /// What the demo saw.

@@ -29,7 +29,7 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     };
     let listen = config.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    let app = App::build(config, Arc::new(SystemClock))?;
+    let app = App::build(config, Arc::new(SystemClock), &ProcessEnv).await?;
     tracing::info!(
         addr = %listener.local_addr().unwrap_or(listen),
         environment = %app.config.environment,

@@ -38,6 +38,8 @@ struct Entry {
     /// Probes in flight whose budget has already elapsed.
     over_budget_in_flight: u32,
     skipped: u64,
+    /// Start of the first bad probe since the check was last good.
+    bad_since: Option<Timestamp>,
 }
 
 /// One check as people and the API see it.
@@ -54,6 +56,8 @@ pub struct CheckStatus {
     /// The newest result is older than interval + timeout (or there is none).
     pub stale: bool,
     pub skipped_total: u64,
+    /// Start of the first bad probe since the check was last good.
+    pub bad_since: Option<Timestamp>,
     pub last: Option<ProbeResult>,
 }
 
@@ -68,6 +72,7 @@ impl Board {
                 last: None,
                 over_budget_in_flight: 0,
                 skipped: 0,
+                bad_since: None,
             };
             (c.name.clone(), entry)
         });
@@ -129,6 +134,7 @@ fn status(name: &str, e: &Entry, now: Timestamp) -> CheckStatus {
         over_budget_in_flight: e.over_budget_in_flight > 0,
         stale: !is_fresh(e, now),
         skipped_total: e.skipped,
+        bad_since: e.bad_since,
         last: e.last.clone(),
     }
 }
@@ -136,8 +142,11 @@ fn status(name: &str, e: &Entry, now: Timestamp) -> CheckStatus {
 impl ProbeObserver for Board {
     fn on_event(&self, event: ProbeEvent<'_>) {
         match event {
-            ProbeEvent::OverBudget { check, .. } => {
-                let budget = self.update(check, |e| e.over_budget_in_flight += 1);
+            ProbeEvent::OverBudget { check, started_at } => {
+                let budget = self.update(check, |e| {
+                    e.over_budget_in_flight += 1;
+                    e.bad_since = e.bad_since.or(Some(started_at));
+                });
                 if let Some((true, false)) = budget {
                     tracing::warn!(check, "check turned bad: a probe is still running past its budget");
                 }
@@ -150,6 +159,11 @@ impl ProbeObserver for Board {
                     // Overlapping probes can finish out of order; keep the newest launched.
                     if e.last.as_ref().is_none_or(|l| l.seq <= r.seq) {
                         e.last = Some(r.clone());
+                        e.bad_since = match r.outcome {
+                            Outcome::Ok if e.over_budget_in_flight == 0 => None,
+                            Outcome::Ok => e.bad_since,
+                            _ => e.bad_since.or(Some(r.started_at)),
+                        };
                     }
                 });
                 if let Some((before, after)) = changed {

@@ -12,21 +12,28 @@ pub struct Guardian {
     pub child: Child,
     pub addr: SocketAddr,
     pub logs: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Guardian {
     /// Starts `guardian run` with this config text (its `listen` should be `127.0.0.1:0`).
     pub fn start(config: &str, envs: &[(&str, &str)]) -> Guardian {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("guardian.yaml");
+        let mut g = Self::start_in(dir.path(), config, envs);
+        g._dir = Some(dir);
+        g
+    }
+
+    /// Like `start`, in `dir` (its working directory, where `sqlite://guardian.db` lives).
+    pub fn start_in(dir: &std::path::Path, config: &str, envs: &[(&str, &str)]) -> Guardian {
+        let path = dir.join("guardian.yaml");
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_guardian"))
             .args(["--log-format", "json", "run", "-c"])
             .arg(&path)
             .envs(envs.iter().copied())
             .env("RUST_LOG", "debug")
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -49,7 +56,7 @@ impl Guardian {
         });
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
         let addr = json["addr"].as_str().unwrap().parse().unwrap();
-        Guardian { child, addr, logs, _dir: dir }
+        Guardian { child, addr, logs, _dir: None }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -91,3 +91,18 @@ fn skipped_probes_are_counted() {
     b.on_event(ProbeEvent::Skipped { check: "nope", reason: crate::probe::SkipReason::RateLimited });
     assert_eq!(b.snapshot()[0].skipped_total, 1);
 }
+
+#[test]
+fn bad_since_marks_the_first_bad_probe_until_the_check_is_good_again() {
+    let (b, clock) = board();
+    b.on_event(ProbeEvent::Finished(&result(&clock, 1, Outcome::Ok, false)));
+    assert_eq!(b.snapshot()[0].bad_since, None);
+    let first_bad = clock.now();
+    b.on_event(ProbeEvent::OverBudget { check: "pay", started_at: first_bad });
+    clock.advance(Duration::from_secs(2));
+    b.on_event(ProbeEvent::Finished(&result(&clock, 2, Outcome::Failed, false)));
+    assert_eq!(b.snapshot()[0].bad_since, Some(first_bad));
+    b.on_event(ProbeEvent::Finished(&result(&clock, 3, Outcome::Slow, true)));
+    b.on_event(ProbeEvent::Finished(&result(&clock, 4, Outcome::Ok, false)));
+    assert_eq!(b.snapshot()[0].bad_since, None);
+}

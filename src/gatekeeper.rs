@@ -1,0 +1,152 @@
+//! Owns answering the gate at run time: gathers what the pure decision
+//! needs (checks from the board, SLO budgets and open incidents from the
+//! history, backups, rollouts in progress), and records each change of
+//! answer. Everything it reads is in memory, so a storage outage never
+//! stops the gate.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::clock::Clock;
+use crate::config::{Config, Environment};
+use crate::gate::{Backup, CheckView, GateDecision, GateInput, IncidentView, SloView, decide};
+use crate::history::History;
+use crate::probe::{Board, Outcome};
+use crate::store::{Store, StoreWriter};
+
+pub struct Gatekeeper {
+    config: Arc<Config>,
+    board: Arc<Board>,
+    history: Arc<History>,
+    clock: Arc<dyn Clock>,
+    writer: StoreWriter,
+    backups: RwLock<HashMap<Environment, Backup>>,
+    rollouts: RwLock<Vec<String>>,
+    last: Mutex<HashMap<Environment, (bool, Vec<&'static str>)>>,
+}
+
+impl Gatekeeper {
+    pub fn new(
+        config: Arc<Config>,
+        board: Arc<Board>,
+        history: Arc<History>,
+        clock: Arc<dyn Clock>,
+        writer: StoreWriter,
+    ) -> Self {
+        let (backups, rollouts, last) = Default::default();
+        Self { config, board, history, clock, writer, backups, rollouts, last }
+    }
+
+    /// Loads the newest backup of each environment kept from before a restart.
+    pub async fn restore(&self, store: &dyn Store) {
+        for env in Environment::ALL {
+            match store.latest_backup(env).await {
+                Ok(Some(b)) => self.remember(b),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, environment = %env, "cannot read backups from storage"),
+            }
+        }
+    }
+
+    /// Records a reported backup; the gate sees it at once, storage soon.
+    pub fn record_backup(&self, backup: Backup) {
+        self.remember(backup.clone());
+        self.writer.enqueue(backup);
+    }
+
+    fn remember(&self, backup: Backup) {
+        let mut map = self.backups.write().unwrap_or_else(|p| p.into_inner());
+        let newer = map.get(&backup.environment).is_none_or(|b| b.completed_at <= backup.completed_at);
+        if newer {
+            map.insert(backup.environment, backup);
+        }
+    }
+
+    /// Targets (`NAMESPACE/KIND/NAME`) rolling out now, as the guard sees them.
+    pub fn set_rollouts_in_progress(&self, targets: Vec<String>) {
+        *self.rollouts.write().unwrap_or_else(|p| p.into_inner()) = targets;
+    }
+
+    /// The answer for `environment`. `asking` names the target that asks
+    /// (a Flagger canary or an Argo rollout): its own rollout does not count.
+    pub fn decide(&self, environment: Environment, asking: Option<&str>) -> GateDecision {
+        let now = self.clock.now();
+        let checks = self.board.snapshot();
+        let check_views: Vec<CheckView> = checks.iter().map(check_view).collect();
+        let slos = self.history.slo_status();
+        let slo_views: Vec<SloView> =
+            slos.iter().map(|s| SloView { name: &s.name, error_budget_remaining: s.error_budget_remaining }).collect();
+        let incidents = self.history.open_incidents();
+        let incident_views: Vec<IncidentView> =
+            incidents.iter().map(|i| IncidentView { id: &i.id, check: &i.check, started_at: i.started_at }).collect();
+        let rollouts = self.rollouts.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let rolling: Vec<&str> =
+            rollouts.iter().map(String::as_str).filter(|t| asking.is_none_or(|a| !is_same_target(t, a))).collect();
+        let backup = self.backups.read().unwrap_or_else(|p| p.into_inner()).get(&environment).cloned();
+        let decision = decide(&GateInput {
+            environment,
+            now,
+            config: &self.config.gate,
+            checks: &check_views,
+            slos: &slo_views,
+            open_incidents: &incident_views,
+            rollouts_in_progress: &rolling,
+            latest_backup: backup.as_ref(),
+        });
+        self.record_if_changed(&decision);
+        decision
+    }
+
+    /// Stores a decision only when the answer or its reason codes change:
+    /// the history of the gate without a row per request.
+    fn record_if_changed(&self, d: &GateDecision) {
+        let codes: Vec<&'static str> = d.reasons.iter().map(|r| r.code).collect();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = last.get(&d.environment).is_none_or(|(go, c)| *go != d.go || *c != codes);
+        if changed {
+            tracing::info!(environment = %d.environment, go = d.go, reasons = ?codes, "gate answer changed");
+            last.insert(d.environment, (d.go, codes));
+            self.writer.enqueue(d.clone());
+        }
+    }
+}
+
+fn check_view(c: &crate::probe::CheckStatus) -> CheckView<'_> {
+    let last_ok = c.last.as_ref().is_some_and(|r| r.outcome == Outcome::Ok);
+    let reason = if c.over_budget_in_flight {
+        Some("a probe is still running past its budget")
+    } else {
+        c.last.as_ref().filter(|r| r.outcome != Outcome::Ok).map(|r| r.reason.as_str())
+    };
+    CheckView {
+        name: &c.name,
+        // Staleness is the gate's own reason (data_stale), judged against gate.stale_after.
+        up: last_ok && !c.over_budget_in_flight,
+        last_result_at: c.last.as_ref().map(|r| r.started_at),
+        reason,
+        bad_since: c.bad_since,
+    }
+}
+
+/// `ns/Kind/name` matches an asker named `ns/name` (Flagger) or `ns/Kind/name` (Argo).
+fn is_same_target(target: &str, asking: &str) -> bool {
+    let parts: Vec<&str> = target.split('/').collect();
+    match parts.as_slice() {
+        [ns, _, name] => asking == target || asking == format!("{ns}/{name}"),
+        _ => asking == target,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_same_target;
+
+    #[test]
+    fn the_asking_target_is_recognised_by_either_name_form() {
+        let t = "blueocean-nextgen-prod/Deployment/nextgen-dashboard";
+        assert!(is_same_target(t, "blueocean-nextgen-prod/nextgen-dashboard"));
+        assert!(is_same_target(t, t));
+        assert!(!is_same_target(t, "blueocean-nextgen-prod/nextgen-admin"));
+        assert!(!is_same_target(t, "blueocean-nextgen-dev/nextgen-dashboard"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Owns what Guardian learns from probes over time: the SLO tracker and the
+//! incident tracker, fed by probe events and persisted through the store
+//! queue. Observing is cheap and never waits on storage: incident changes
+//! are queued at once, roll-ups every few seconds by `persist_loop`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::incident::{BreachRule, Incident, IncidentChange, IncidentTracker, Observation};
+use crate::probe::{ProbeEvent, ProbeObserver};
+use crate::slo::{SloStatus, SloTracker};
+use crate::store::{Store, StoreWriter};
+
+/// How often roll-ups of the current minutes are queued for storage.
+const PERSIST_EVERY: Duration = Duration::from_secs(5);
+/// How often storage is pruned to the retention horizon.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct History {
+    slos: Mutex<SloTracker>,
+    incidents: Mutex<IncidentTracker>,
+    clock: Arc<dyn Clock>,
+    writer: StoreWriter,
+}
+
+impl History {
+    pub fn new(config: &Config, clock: Arc<dyn Clock>, writer: StoreWriter) -> Self {
+        let rule = BreachRule { window: config.guard.breach_window, max_bad: config.guard.breach_max_bad };
+        let shares: HashMap<String, f64> = config.checks.iter().map(|c| (c.name.clone(), c.revenue_share)).collect();
+        Self {
+            slos: Mutex::new(SloTracker::new(&config.slos)),
+            incidents: Mutex::new(IncidentTracker::new(rule, config.arr_eur, shares)),
+            clock,
+            writer,
+        }
+    }
+
+    /// Loads SLO roll-ups and open incidents kept from before a restart.
+    /// Storage being down only means starting with empty windows.
+    pub async fn restore(&self, store: &dyn Store) {
+        let now = self.clock.now();
+        let since = crate::slo::minute_of(now) - lock(&self.slos).retention_minutes();
+        match store.rollups_since(since).await {
+            Ok(rows) => {
+                tracing::info!(rollups = rows.len(), "SLO windows restored from storage");
+                lock(&self.slos).restore(&rows, now);
+            }
+            Err(e) => tracing::warn!(error = %e, "SLO windows start empty: cannot read roll-ups"),
+        }
+        match store.incidents(1_000).await {
+            Ok(all) => lock(&self.incidents).restore(all.into_iter().filter(Incident::is_open).collect()),
+            Err(e) => tracing::warn!(error = %e, "cannot read open incidents from storage"),
+        }
+    }
+
+    pub fn slo_status(&self) -> Vec<SloStatus> {
+        lock(&self.slos).status(self.clock.now())
+    }
+
+    pub fn open_incidents(&self) -> Vec<Incident> {
+        lock(&self.incidents).open(self.clock.now())
+    }
+
+    /// Open ones first, then recently closed ones, newest first.
+    pub fn recent_incidents(&self) -> Vec<Incident> {
+        lock(&self.incidents).recent(self.clock.now())
+    }
+
+    pub fn revenue_at_risk(&self) -> f64 {
+        lock(&self.incidents).revenue_at_risk(self.clock.now())
+    }
+
+    /// Queues changed roll-ups and open incidents' latest figures.
+    pub fn persist(&self) {
+        let now = self.clock.now();
+        for row in lock(&self.slos).take_dirty(now) {
+            self.writer.enqueue(row);
+        }
+        for incident in lock(&self.incidents).open(now) {
+            self.writer.enqueue(incident);
+        }
+    }
+
+    /// Persists every few seconds until `stop`, and once more at the end.
+    pub async fn persist_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(PERSIST_EVERY);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => self.persist(),
+            }
+        }
+        self.persist();
+    }
+
+    /// Deletes what is older than the longest window plus a day, hourly.
+    /// A failed prune is retried at the next tick; nothing depends on it.
+    pub async fn prune_loop(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let keep = lock(&self.slos).retention_minutes();
+            let Ok(before) = self.clock.now().checked_sub(jiff::SignedDuration::from_mins(keep)) else { continue };
+            match store.prune(before).await {
+                Ok(p) => tracing::debug!(?p, %before, "pruned storage"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune storage; will retry in an hour"),
+            }
+        }
+    }
+
+    fn observe(&self, obs: Observation<'_>) {
+        let change = lock(&self.incidents).observe(obs, self.clock.now());
+        match change {
+            Some(IncidentChange::Opened(i)) => {
+                tracing::warn!(incident = %i.id, check = %i.check, reason = %i.reason, "incident opened");
+                self.writer.enqueue(i);
+            }
+            Some(IncidentChange::Closed(i)) => {
+                tracing::info!(incident = %i.id, check = %i.check, revenue_at_risk_eur = i.revenue_at_risk_eur, "incident closed");
+                self.writer.enqueue(i);
+            }
+            // Figures of open incidents are queued by `persist`, not every probe.
+            Some(IncidentChange::Updated(_)) | None => {}
+        }
+    }
+}
+
+impl ProbeObserver for History {
+    fn on_event(&self, event: ProbeEvent<'_>) {
+        match event {
+            ProbeEvent::OverBudget { check, started_at } => {
+                let reason = "still running past its budget";
+                self.observe(Observation::Bad { check, at: started_at, latency: None, reason });
+            }
+            ProbeEvent::Finished(r) => {
+                lock(&self.slos).record(&r.check, r.started_at, r.outcome.is_good());
+                let obs = match (r.over_budget_early, r.outcome.is_good()) {
+                    // Already counted bad by its early verdict: only its latency is new.
+                    (true, _) => Observation::Latency { check: &r.check, latency: r.latency },
+                    (false, true) => Observation::Good { check: &r.check, at: r.started_at, latency: r.latency },
+                    (false, false) => Observation::Bad {
+                        check: &r.check,
+                        at: r.started_at,
+                        latency: Some(r.latency),
+                        reason: &r.reason,
+                    },
+                };
+                self.observe(obs);
+            }
+            ProbeEvent::Skipped { .. } => {}
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
