@@ -8,14 +8,14 @@
 //! read from /proc (Linux): utime+stime in clock ticks (USER_HZ = 100) and
 //! VmHWM for peak RSS.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use support::{start_guardian, start_sim};
 use tokio::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_guardian");
+mod support;
+
 const USER_HZ: f64 = 100.0;
 const WARMUP: Duration = Duration::from_secs(3);
 const SCRAPES: usize = 20;
@@ -29,15 +29,6 @@ const ENDPOINTS: [(&str, usize, &str); 6] = [
     ("/api/health", 0, "1s"),
     ("/api/admin/health", 2, "1s"),
 ];
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -60,11 +51,9 @@ async fn main() -> anyhow::Result<()> {
 async fn run_one(checks: usize, length: Duration) -> anyhow::Result<String> {
     let dir = tempfile::tempdir()?;
     let (sim, ports) = start_sim()?;
-    let config = dir.path().join("bench.yaml");
-    std::fs::write(&config, config_text(checks, &ports))?;
-    let (guardian, addr) = start_guardian(&config)?;
-    let gpid = guardian.0.id();
-    let spid = sim.0.id();
+    std::fs::write(dir.path().join("guardian.yaml"), config_text(checks, &ports))?;
+    let (guardian, addr) = start_guardian(dir.path())?;
+    let (gpid, spid) = (guardian.0.id(), sim.0.id());
     tokio::time::sleep(WARMUP).await;
     let client = reqwest::Client::builder().no_proxy().build()?;
     let url = format!("http://{addr}/metrics");
@@ -98,44 +87,6 @@ async fn run_one(checks: usize, length: Duration) -> anyhow::Result<String> {
 
 async fn scrape(client: reqwest::Client, url: String) -> anyhow::Result<String> {
     client.get(url).send().await?.text().await.context("scrape /metrics")
-}
-
-fn start_sim() -> anyhow::Result<(Proc, Vec<String>)> {
-    let mut child = Command::new(BIN)
-        .args(["sim", "--ports", "0,0,0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().context("sim stdout")?;
-    let mut ports = Vec::new();
-    for line in BufReader::new(stdout).lines().take(3) {
-        let line = line?;
-        ports.push(line.rsplit(' ').next().context("sim address")?.to_string());
-    }
-    Ok((Proc(child), ports))
-}
-
-fn start_guardian(config: &std::path::Path) -> anyhow::Result<(Proc, String)> {
-    let mut child = Command::new(BIN)
-        .args(["--log-format", "json", "run", "-c"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().context("guardian stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().context("guardian exited before serving")??;
-        if line.contains("guardian serving") {
-            let v: serde_json::Value = serde_json::from_str(&line)?;
-            break v["addr"].as_str().context("addr")?.to_string();
-        }
-    };
-    // Keep draining stderr so the guardian never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Ok((Proc(child), addr))
 }
 
 fn config_text(checks: usize, ports: &[String]) -> String {

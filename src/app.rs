@@ -41,6 +41,7 @@ pub struct App {
     pub gatekeeper: Arc<Gatekeeper>,
     pub writer: StoreWriter,
     limiter: Arc<HostLimiter>,
+    api_limiter: Arc<ClientLimiter>,
     api_token: Option<Arc<crate::config::Secret>>,
 }
 
@@ -52,8 +53,8 @@ pub struct Running {
 }
 
 impl App {
-    /// Opens storage (or goes on without it, retrying), restores SLO windows,
-    /// open incidents and backups, and wires the rest. `env` supplies the API token.
+    /// Opens storage (or goes on without it, retrying) and wires the rest;
+    /// stored history is restored by `start`. `env` supplies the API token.
     pub async fn build(config: Config, clock: Arc<dyn Clock>, env: &dyn Env) -> Result<Self, AppError> {
         let store = open_store(&config).await;
         let writer = StoreWriter::new(store.clone(), clock.clone(), QueueConfig::default());
@@ -62,13 +63,12 @@ impl App {
         let history = Arc::new(History::new(&config, clock.clone(), writer.clone()));
         let gatekeeper =
             Arc::new(Gatekeeper::new(config.clone(), board.clone(), history.clone(), clock.clone(), writer.clone()));
-        history.restore(store.as_ref()).await;
-        gatekeeper.restore(store.as_ref()).await;
         Ok(Self {
             metrics: Arc::new(Metrics::new(&config)?),
             prober: Arc::new(Prober::new(clock.clone())?),
             limiter: Arc::new(HostLimiter::per_second(config.probing.per_host_per_second)),
             api_token: api::load_token(config.api_token_env.as_deref(), env),
+            api_limiter: Arc::new(ClientLimiter::per_second(config.api_requests_per_second)),
             config,
             clock,
             board,
@@ -88,7 +88,7 @@ impl App {
             writer: self.writer.clone(),
             clock: self.clock.clone(),
             token: self.api_token.clone(),
-            limiter: Arc::new(ClientLimiter::per_second(self.config.api_requests_per_second)),
+            limiter: self.api_limiter.clone(),
         }
     }
 
@@ -106,6 +106,14 @@ impl App {
         tracker.spawn(self.history.clone().persist_loop(stop.clone()));
         tracker.spawn(self.writer.clone().run(stop.clone()));
         tracker.spawn(self.history.clone().prune_loop(self.writer.store().clone(), stop.clone()));
+        tracker.spawn(self.gatekeeper.clone().record_loop(stop.clone()));
+        tracker.spawn(self.api_limiter.clone().forget_loop(stop.clone()));
+        let (history, gatekeeper, store) = (self.history.clone(), self.gatekeeper.clone(), self.writer.store().clone());
+        let restoring = stop.clone();
+        tracker.spawn(async move {
+            history.restore_loop(store.clone(), restoring).await;
+            gatekeeper.restore(store.as_ref()).await;
+        });
         let router = api::router(self.api_state()).into_make_service_with_connect_info::<SocketAddr>();
         tracker.spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());

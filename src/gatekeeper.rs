@@ -1,18 +1,24 @@
 //! Owns answering the gate at run time: gathers what the pure decision
 //! needs (checks from the board, SLO budgets and open incidents from the
 //! history, backups, rollouts in progress), and records each change of
-//! answer. Everything it reads is in memory, so a storage outage never
-//! stops the gate.
+//! its environment's answer from a loop of its own (never from a request).
+//! Everything it reads is in memory, so a storage outage never stops the gate.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
-use crate::gate::{Backup, CheckView, GateDecision, GateInput, IncidentView, SloView, decide};
+use crate::gate::{Backup, CheckView, GateDecision, GateInput, IncidentView, Reason, ReasonCode, SloView, decide};
 use crate::history::History;
 use crate::probe::{Board, Outcome};
 use crate::store::{Store, StoreWriter};
+
+/// How often the answer is looked at for recording.
+const RECORD_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Gatekeeper {
     config: Arc<Config>,
@@ -54,7 +60,12 @@ impl Gatekeeper {
         self.writer.enqueue(backup);
     }
 
+    /// Keeps the newest successful backup per environment, as storage does:
+    /// a failed attempt does not erase an earlier good backup.
     fn remember(&self, backup: Backup) {
+        if !backup.ok {
+            return;
+        }
         let mut map = self.backups.write().unwrap_or_else(|p| p.into_inner());
         let newer = map.get(&backup.environment).is_none_or(|b| b.completed_at <= backup.completed_at);
         if newer {
@@ -73,9 +84,9 @@ impl Gatekeeper {
         let now = self.clock.now();
         let checks = self.board.snapshot();
         let check_views: Vec<CheckView> = checks.iter().map(check_view).collect();
-        let slos = self.history.slo_status();
+        let budgets = self.history.slo_budgets();
         let slo_views: Vec<SloView> =
-            slos.iter().map(|s| SloView { name: &s.name, error_budget_remaining: s.error_budget_remaining }).collect();
+            budgets.iter().map(|(name, b)| SloView { name, error_budget_remaining: *b }).collect();
         let incidents = self.history.open_incidents();
         let incident_views: Vec<IncidentView> =
             incidents.iter().map(|i| IncidentView { id: &i.id, check: &i.check, started_at: i.started_at }).collect();
@@ -83,7 +94,7 @@ impl Gatekeeper {
         let rolling: Vec<&str> =
             rollouts.iter().map(String::as_str).filter(|t| asking.is_none_or(|a| !is_same_target(t, a))).collect();
         let backup = self.backups.read().unwrap_or_else(|p| p.into_inner()).get(&environment).cloned();
-        let decision = decide(&GateInput {
+        let mut decision = decide(&GateInput {
             environment,
             now,
             config: &self.config.gate,
@@ -93,8 +104,25 @@ impl Gatekeeper {
             rollouts_in_progress: &rolling,
             latest_backup: backup.as_ref(),
         });
-        self.record_if_changed(&decision);
+        if !self.history.is_restored() && !self.config.slos.is_empty() {
+            unknown_budgets(&mut decision);
+        }
         decision
+    }
+
+    /// Records the answer for this guardian's environment when it changes,
+    /// every few seconds, from here only: answering a request never writes.
+    pub async fn record_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(RECORD_EVERY);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    let decision = self.decide(self.config.environment, None);
+                    self.record_if_changed(&decision);
+                }
+            }
+        }
     }
 
     /// Stores a decision only when the answer or its reason codes change:
@@ -109,6 +137,19 @@ impl Gatekeeper {
             self.writer.enqueue(d.clone());
         }
     }
+}
+
+/// Until stored history is loaded, the error budgets are unknown: missing
+/// data is never a pass.
+fn unknown_budgets(decision: &mut GateDecision) {
+    let reason = Reason::new(
+        ReasonCode::SloBudgetLow,
+        "SLO history is not loaded yet (storage has not answered since the start): the error budgets are unknown",
+    );
+    let rank = |r: &Reason| ReasonCode::ALL.iter().position(|c| Some(*c) == r.kind()).unwrap_or(usize::MAX);
+    let at = decision.reasons.iter().position(|r| rank(r) > rank(&reason)).unwrap_or(decision.reasons.len());
+    decision.reasons.insert(at, reason);
+    decision.go = false;
 }
 
 fn check_view(c: &crate::probe::CheckStatus) -> CheckView<'_> {

@@ -4,6 +4,7 @@
 //! are queued at once, roll-ups every few seconds by `persist_loop`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,11 +14,15 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::incident::{BreachRule, Incident, IncidentChange, IncidentTracker, Observation};
 use crate::probe::{ProbeEvent, ProbeObserver};
-use crate::slo::{SloStatus, SloTracker};
+use crate::slo::{MINUTE_RESOLUTION_UP_TO, SloStatus, SloTracker};
 use crate::store::{Store, StoreWriter};
 
 /// How often roll-ups of the current minutes are queued for storage.
 const PERSIST_EVERY: Duration = Duration::from_secs(5);
+/// How often a failed restore is retried.
+const RESTORE_RETRY: Duration = Duration::from_secs(5);
+/// Open incidents are few; this bounds a restore reading a broken table.
+const RESTORE_INCIDENTS: u32 = 100_000;
 /// How often storage is pruned to the retention horizon.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -26,36 +31,79 @@ pub struct History {
     incidents: Mutex<IncidentTracker>,
     clock: Arc<dyn Clock>,
     writer: StoreWriter,
+    restored: AtomicBool,
 }
 
 impl History {
     pub fn new(config: &Config, clock: Arc<dyn Clock>, writer: StoreWriter) -> Self {
         let rule = BreachRule { window: config.guard.breach_window, max_bad: config.guard.breach_max_bad };
         let shares: HashMap<String, f64> = config.checks.iter().map(|c| (c.name.clone(), c.revenue_share)).collect();
+        let longest = config.checks.iter().map(|c| c.timeout).max().unwrap_or_default();
         Self {
-            slos: Mutex::new(SloTracker::new(&config.slos)),
+            slos: Mutex::new(SloTracker::new(&config.slos, longest)),
             incidents: Mutex::new(IncidentTracker::new(rule, config.arr_eur, shares)),
             clock,
             writer,
+            restored: AtomicBool::new(false),
         }
     }
 
-    /// Loads SLO roll-ups and open incidents kept from before a restart.
-    /// Storage being down only means starting with empty windows.
-    pub async fn restore(&self, store: &dyn Store) {
+    /// Loads what storage kept from before a restart: roll-ups (per minute
+    /// for the last hours, hourly sums before, a day at a time so memory
+    /// stays small) and open incidents. Fails while storage does not answer;
+    /// `restore_loop` retries. Until it succeeds nothing is persisted, so
+    /// counts made meanwhile are added to the stored ones, not written over them.
+    pub async fn restore(&self, store: &dyn Store) -> crate::store::Result<()> {
         let now = self.clock.now();
-        let since = crate::slo::minute_of(now) - lock(&self.slos).retention_minutes();
-        match store.rollups_since(since).await {
-            Ok(rows) => {
-                tracing::info!(rollups = rows.len(), "SLO windows restored from storage");
-                lock(&self.slos).restore(&rows, now);
+        let now_minute = crate::slo::minute_of(now);
+        let retention = lock(&self.slos).retention_minutes();
+        let hourly_until = (now_minute - MINUTE_RESOLUTION_UP_TO).div_euclid(60) * 60;
+        let mut rows = 0;
+        let mut from = (now_minute - retention).div_euclid(60) * 60;
+        while from <= now_minute {
+            let hourly = from < hourly_until;
+            let to = if hourly { (from + 1_440).min(hourly_until) } else { from + 60 };
+            let chunk = store.rollups_between(from, to, hourly).await?;
+            rows += chunk.len();
+            lock(&self.slos).restore(&chunk, now);
+            from = to;
+        }
+        let open: Vec<Incident> =
+            store.incidents(RESTORE_INCIDENTS).await?.into_iter().filter(Incident::is_open).collect();
+        let closed = lock(&self.incidents).restore(open, now);
+        for incident in closed {
+            tracing::info!(incident = %incident.id, check = %incident.check, "closed an incident left open before the restart");
+            self.writer.enqueue(incident);
+        }
+        self.restored.store(true, Ordering::Release);
+        tracing::info!(rows, "SLO windows and open incidents restored from storage");
+        Ok(())
+    }
+
+    /// Retries `restore` until storage answers, then returns.
+    pub async fn restore_loop(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+        loop {
+            match self.restore(store.as_ref()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot restore SLO history yet; the gate says no-go until it can")
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "SLO windows start empty: cannot read roll-ups"),
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(RESTORE_RETRY) => {}
+            }
         }
-        match store.incidents(1_000).await {
-            Ok(all) => lock(&self.incidents).restore(all.into_iter().filter(Incident::is_open).collect()),
-            Err(e) => tracing::warn!(error = %e, "cannot read open incidents from storage"),
-        }
+    }
+
+    /// Whether stored history has been loaded; until then SLO budgets are unknown.
+    pub fn is_restored(&self) -> bool {
+        self.restored.load(Ordering::Acquire)
+    }
+
+    /// Own-window error budget of each SLO, for the gate.
+    pub fn slo_budgets(&self) -> Vec<(String, Option<f64>)> {
+        lock(&self.slos).budgets(self.clock.now()).into_iter().map(|(n, b)| (n.to_string(), b)).collect()
     }
 
     pub fn slo_status(&self) -> Vec<SloStatus> {
@@ -75,8 +123,11 @@ impl History {
         lock(&self.incidents).revenue_at_risk(self.clock.now())
     }
 
-    /// Queues changed roll-ups and open incidents' latest figures.
+    /// Queues changed roll-ups and open incidents' latest figures (once restored).
     pub fn persist(&self) {
+        if !self.is_restored() {
+            return;
+        }
         let now = self.clock.now();
         for row in lock(&self.slos).take_dirty(now) {
             self.writer.enqueue(row);

@@ -19,7 +19,7 @@ mod series;
 mod tracker;
 
 pub use burn::{CONDITIONS, Condition, ConditionState, Severity, evaluate_conditions};
-pub use series::MinuteSeries;
+pub use series::{MINUTE_RESOLUTION_UP_TO, MinuteSeries};
 pub use tracker::{SloStatus, SloTracker, WindowStatus};
 
 /// The windows every SLO is evaluated over (the SLO's own window is added).

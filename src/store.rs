@@ -62,6 +62,10 @@ pub trait Store: Send + Sync + 'static {
     async fn save_rollups(&self, rows: &[MinuteRollup]) -> Result<()>;
     /// Every roll-up from `minute` (unix minutes) on.
     async fn rollups_since(&self, minute: i64) -> Result<Vec<MinuteRollup>>;
+    /// Roll-ups with `from <= minute < to`. With `hourly`, summed per check
+    /// and hour (each row's `minute` is its hour's first minute), so a long
+    /// window restores in 60 times fewer rows.
+    async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> Result<Vec<MinuteRollup>>;
     /// Upserts by incident id.
     async fn save_incident(&self, incident: &Incident) -> Result<()>;
     /// Newest first.

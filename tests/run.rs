@@ -38,7 +38,7 @@ checks:
     url: "http://{d}/api/payments/health"
     interval: 300ms
     budget: 1s
-    timeout: 30s
+    timeout: 20s
   - name: domains-list
     url: "http://{d}/api/domains"
     interval: 300ms
@@ -178,22 +178,27 @@ async fn slo_windows_survive_a_restart_on_the_embedded_sqlite() {
     let config = format!("{}slos:\n  - {{ name: payments, checks: [payments-health], window: 1d }}\n", config(&sim));
     let mut first = Guardian::start_in(dir.path(), &config, &[("NEXTGEN_TOKEN", SECRET)]);
     eventually(Duration::from_secs(10), "some probes counted", || async { slo_total(&first).await >= 5 }).await;
-    let before = tokio::task::spawn_blocking(move || {
-        let code = first.terminate(Duration::from_secs(5));
-        assert_eq!(code, Some(0), "{}", first.all_logs());
-    });
-    before.await.unwrap();
+    let code = tokio::task::spawn_blocking(move || first.terminate(Duration::from_secs(5))).await.unwrap();
+    assert_eq!(code, Some(0));
     assert!(dir.path().join("guardian.db").exists(), "the embedded default is a SQLite file");
     let second = Guardian::start_in(dir.path(), &config, &[("NEXTGEN_TOKEN", SECRET)]);
-    let restored = slo_total(&second).await;
-    assert!(restored >= 5, "the 1d window starts from what was stored, got {restored}");
-    assert!(second.all_logs().contains("SLO windows restored from storage"));
+    eventually(Duration::from_secs(5), "the second guardian restores from storage", || async {
+        second.all_logs().contains("restored from storage")
+    })
+    .await;
+    let line = second.all_logs().lines().find(|l| l.contains("restored from storage")).unwrap().to_string();
+    let rows = serde_json::from_str::<serde_json::Value>(&line).unwrap()["rows"].as_u64().unwrap();
+    assert!(rows >= 1, "roll-up rows came back from storage: {line}");
+    assert!(slo_total(&second).await >= 5, "the 1d window holds the first guardian's probes");
 }
 
 #[tokio::test]
 async fn with_storage_down_probing_and_the_gate_go_on_and_readyz_says_why() {
     let sim = sim().await;
-    let config = format!("storage: {{ url: \"postgres://guardian@127.0.0.1:1/guardian\" }}\n{}", config(&sim));
+    let config = format!(
+        "storage: {{ url: \"postgres://guardian@127.0.0.1:1/guardian\" }}\n{}slos:\n  - {{ name: revenue, checks: [revenue-status] }}\n",
+        config(&sim)
+    );
     let g = Guardian::start(&config, &[("NEXTGEN_TOKEN", SECRET)]);
     eventually(Duration::from_secs(10), "checks have results", || async {
         get(&g.url("/readyz")).await.1.contains("storage unreachable")
@@ -204,7 +209,11 @@ async fn with_storage_down_probing_and_the_gate_go_on_and_readyz_says_why() {
     assert_eq!(code, 503);
     assert!(body.starts_with("not ready: storage unreachable ("), "{body}");
     let (code, gate) = get(&g.url("/api/v1/gate?environment=staging-shared")).await;
-    assert_eq!(code, 200, "the gate answers from memory: {gate}");
+    // The gate answers from memory, but the 30-day budget is unknown until storage answers: no-go.
+    assert_eq!(code, 409, "{gate}");
+    let gate: serde_json::Value = serde_json::from_str(&gate).unwrap();
+    assert_eq!(gate["reasons"][0]["code"], "slo_budget_low", "{gate}");
+    assert!(gate["reasons"][0]["message"].as_str().unwrap().starts_with("SLO history is not loaded yet"));
     let metrics = get(&g.url("/metrics")).await.1;
     assert_eq!(sample(&metrics, "guardian_storage_up", &[]), Some(0.0));
     assert!(

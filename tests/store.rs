@@ -102,6 +102,7 @@ async fn contract(s: &dyn Store) {
     gate_decisions_are_recorded_once_newest_first(s).await;
     actions_are_logged_once_newest_first(s).await;
     prune_drops_old_rows_but_keeps_open_incidents_and_migrations(s).await;
+    rollups_between_keep_their_range_and_sum_by_hour(s).await; // last: its rows would change the prune counts
 }
 
 async fn rollups_upsert_by_check_and_minute(s: &dyn Store) {
@@ -112,6 +113,17 @@ async fn rollups_upsert_by_check_and_minute(s: &dyn Store) {
     assert_eq!(s.rollups_since(0).await.unwrap(), rows, "a retried save is one row each, oldest minute first");
     s.save_rollups(&[rollup("a", 0, 5, 6)]).await.unwrap();
     assert_eq!(s.rollups_since(minute(0)).await.unwrap(), [rollup("a", 0, 5, 6)], "absolute counts replace");
+}
+
+async fn rollups_between_keep_their_range_and_sum_by_hour(s: &dyn Store) {
+    let h = (minute(0).div_euclid(60) + 100) * 60; // an hour of its own, clear of other rows
+    let r = |m: i64, good: u64, total: u64| MinuteRollup { check: "hourly".into(), minute: m, good, total };
+    let rows = [r(h, 1, 2), r(h + 30, 3, 4), r(h + 59, 5, 6), r(h + 61, 7, 8), r(h + 120, 9, 9)];
+    s.save_rollups(&rows).await.unwrap();
+    assert_eq!(s.rollups_between(h, h + 120, false).await.unwrap(), rows[..4], "`to` is excluded");
+    let hourly = s.rollups_between(h, h + 120, true).await.unwrap();
+    assert_eq!(hourly, [r(h, 9, 12), r(h + 60, 7, 8)], "summed per check and hour");
+    assert_eq!(s.rollups_between(h + 1, h + 60, true).await.unwrap(), [r(h, 8, 10)], "only rows in range are summed");
 }
 
 async fn incidents_upsert_by_id_newest_first(s: &dyn Store) {
@@ -286,6 +298,9 @@ impl Store for Flaky {
     }
     async fn rollups_since(&self, minute: i64) -> store::Result<Vec<MinuteRollup>> {
         self.inner.rollups_since(minute).await
+    }
+    async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> store::Result<Vec<MinuteRollup>> {
+        self.inner.rollups_between(from, to, hourly).await
     }
     async fn save_incident(&self, incident: &Incident) -> store::Result<()> {
         self.call()?;

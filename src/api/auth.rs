@@ -29,6 +29,23 @@ impl ClientLimiter {
     }
 }
 
+impl ClientLimiter {
+    /// Forgets clients that have been quiet for a while, so the table does
+    /// not grow with every address ever seen.
+    pub async fn forget_loop(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    self.0.retain_recent();
+                    self.0.shrink_to_fit();
+                }
+            }
+        }
+    }
+}
+
 /// `Ok` when the request carries the configured token.
 pub fn check_bearer(token: Option<&Secret>, authorization: Option<&str>) -> Result<(), ApiError> {
     let Some(token) = token else { return Err(ApiError::NoTokenConfigured) };

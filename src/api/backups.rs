@@ -32,6 +32,11 @@ pub async fn post_backup(
     if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
         return Err(ApiError::BadRequest("id must be 1 to 200 printable characters".into()));
     }
+    // A date in the future would stay "newest" and hide every real backup after it.
+    let limit = state.clock.now().checked_add(jiff::SignedDuration::from_secs(60)).unwrap_or(b.completed_at);
+    if b.completed_at > limit {
+        return Err(ApiError::BadRequest(format!("completed_at {} is in the future", b.completed_at)));
+    }
     let backup = Backup { environment, id: id.to_string(), completed_at: b.completed_at, ok: b.ok };
     tracing::info!(environment = %environment, id, ok = b.ok, completed_at = %b.completed_at, "backup reported");
     state.gatekeeper.record_backup(backup.clone());

@@ -29,7 +29,7 @@ struct FlaggerPayload {
 }
 
 pub async fn get_gate(State(state): State<ApiState>, Query(q): Query<GateQuery>) -> Result<Response, ApiError> {
-    let env = environment(q.environment.as_deref())?;
+    let env = environment(&state, q.environment.as_deref())?;
     Ok(answer(&state, env, q.target.as_deref()))
 }
 
@@ -38,7 +38,7 @@ pub async fn post_gate(
     Query(q): Query<GateQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let env = environment(q.environment.as_deref())?;
+    let env = environment(&state, q.environment.as_deref())?;
     let asking = match body.iter().all(u8::is_ascii_whitespace) {
         true => q.target,
         false => {
@@ -54,10 +54,18 @@ pub async fn post_gate(
     Ok(answer(&state, env, asking.as_deref()))
 }
 
-fn environment(raw: Option<&str>) -> Result<Environment, ApiError> {
+/// The asked environment must be this guardian's: its checks, SLOs and
+/// incidents say nothing about another, and a script pointed at the wrong
+/// guardian must not get a go.
+fn environment(state: &ApiState, raw: Option<&str>) -> Result<Environment, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::BadRequest("missing ?environment= (dev, staging-shared or prod)".into()))?;
-    Environment::parse(raw)
-        .ok_or_else(|| ApiError::BadRequest(format!("unknown environment {raw:?}: use dev, staging-shared or prod")))
+    let env = Environment::parse(raw)
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown environment {raw:?}: use dev, staging-shared or prod")))?;
+    let own = state.config.environment;
+    if env != own {
+        return Err(ApiError::BadRequest(format!("this guardian watches {own}; ask the guardian of {env}")));
+    }
+    Ok(env)
 }
 
 fn answer(state: &ApiState, env: Environment, asking: Option<&str>) -> Response {

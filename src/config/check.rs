@@ -89,7 +89,7 @@ fn revenue_share(p: &mut Problems, raw: Option<&Spanned<f64>>, url: Option<&url:
             0.0
         }
         None => {
-            let carries = url.is_some_and(|u| defaults::REVENUE_PATHS.iter().any(|k| u.path().contains(k)));
+            let carries = url.is_some_and(|u| defaults::REVENUE_PATHS.iter().any(|k| u.path().starts_with(k)));
             if carries { 1.0 } else { 0.0 }
         }
     }

@@ -50,7 +50,8 @@ pub const CONFIRM_INTERVAL: Duration = Duration::from_millis(250);
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 pub const MIN_ERROR_BUDGET_REMAINING: f64 = 0.1;
 
-/// A check whose URL path contains one of these carries the whole ARR at
+/// A check whose URL path starts with one of these carries the whole ARR at
 /// risk by default (`revenue_share: 1.0`); every other check carries none
-/// unless its config says so. Revenue and payments stop the money itself.
-pub const REVENUE_PATHS: [&str; 2] = ["/revenue", "/payments"];
+/// unless its config says so. Revenue and payments stop the money itself;
+/// `/api/analytics/revenue` only reports on it.
+pub const REVENUE_PATHS: [&str; 4] = ["/api/revenue", "/api/payments", "/revenue", "/payments"];

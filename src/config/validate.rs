@@ -36,6 +36,7 @@ pub fn config(raw: RawConfig, env: &dyn Env) -> Result<Config, Vec<Problem>> {
     let guard = sections::guard(&mut p, raw.guard, &names);
     let notify = sections::notify(&mut p, raw.notify);
     let gate = sections::gate(&mut p, raw.gate);
+    stale_covers_checks(&mut p, &checks, &gate);
     match (environment, listen) {
         (Some(environment), Some(listen)) if p.is_empty() => Ok(Config {
             environment,
@@ -57,6 +58,22 @@ pub fn config(raw: RawConfig, env: &dyn Env) -> Result<Config, Vec<Problem>> {
             p.0.sort_by_key(|problem| problem.at.unwrap_or((u64::MAX, 0)));
             Err(p.0)
         }
+    }
+}
+
+/// `gate.stale_after` shorter than a check's interval + timeout would make
+/// the gate flap `data_stale` on a healthy check.
+fn stale_covers_checks(p: &mut Problems, checks: &[super::Check], gate: &super::Gate) {
+    for c in checks.iter().filter(|c| c.interval + c.timeout > gate.stale_after) {
+        p.field(
+            "gate.stale_after",
+            format!(
+                "{} is shorter than check {}'s interval + timeout ({}): its results would look stale between probes",
+                units::format_duration(gate.stale_after),
+                c.name,
+                units::format_duration(c.interval + c.timeout)
+            ),
+        );
     }
 }
 
@@ -194,6 +211,10 @@ pub fn name(p: &mut Problems, raw: &Spanned<String>, path: &str) -> bool {
 /// A URL as it may appear in an error or a log: any `user:password@` has its
 /// password masked, even when the text does not parse as a URL.
 pub fn redact_url(text: &str) -> String {
+    mask_password_params(&mask_userinfo(text))
+}
+
+fn mask_userinfo(text: &str) -> String {
     let Some(scheme_end) = text.find("://").map(|i| i + 3) else { return text.to_string() };
     let rest = &text[scheme_end..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -202,6 +223,20 @@ pub fn redact_url(text: &str) -> String {
         Some((user, _)) => format!("{}{user}:***{}", &text[..scheme_end], &rest[at..]),
         None => text.to_string(),
     }
+}
+
+/// `?password=…` and `sslpassword=…` (PostgreSQL URLs) are masked too.
+fn mask_password_params(text: &str) -> String {
+    let Some(q) = text.find('?') else { return text.to_string() };
+    let (head, query) = text.split_at(q + 1);
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().ends_with("password") => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{head}{}", parts.join("&"))
 }
 
 #[cfg(test)]
@@ -215,5 +250,9 @@ mod tests {
         assert_eq!(redact_url("redis://:p%40ss@redis:6379"), "redis://:***@redis:6379");
         assert_eq!(redact_url("http://nextgen:7001/a@b"), "http://nextgen:7001/a@b");
         assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(
+            redact_url("postgres://db/g?user=x&password=hunter2&sslpassword=p"),
+            "postgres://db/g?user=x&password=***&sslpassword=***"
+        );
     }
 }

@@ -68,6 +68,8 @@ struct Open {
     incident: Incident,
     latencies: VecDeque<Duration>,
     streak_from: Option<Timestamp>,
+    /// The p95 stored before a restart: the samples behind it are gone.
+    p95_floor: Duration,
 }
 
 impl IncidentTracker {
@@ -173,14 +175,29 @@ impl IncidentTracker {
         self.checks.get(check).is_some_and(|t| t.state.is_breached())
     }
 
-    /// After a restart: incidents storage still has open carry on, and close
-    /// when their check recovers.
-    pub fn restore(&mut self, open: Vec<Incident>) {
-        for incident in open.into_iter().filter(Incident::is_open) {
+    /// After a restart: incidents storage still has open carry on and close
+    /// when their check recovers. Returns the ones it closed instead: a check
+    /// no longer configured (it can never recover), or one that already has a
+    /// newer incident open (the newer one carries on).
+    pub fn restore(&mut self, open: Vec<Incident>, now: Timestamp) -> Vec<Incident> {
+        let mut closed = Vec::new();
+        for mut incident in open.into_iter().filter(Incident::is_open) {
+            if !self.shares.contains_key(&incident.check) {
+                incident.ended_at = Some(now);
+                closed.push(incident);
+                continue;
+            }
             let track = self.checks.entry(incident.check.clone()).or_default();
+            if let Some(newer) = track.open.as_ref().filter(|o| o.incident.id != incident.id) {
+                incident.ended_at = Some(newer.incident.started_at.max(incident.started_at));
+                closed.push(incident);
+                continue;
+            }
             track.state.restore_breached();
-            track.open = Some(Open { incident, latencies: VecDeque::new(), streak_from: None });
+            let p95_floor = incident.p95_latency;
+            track.open = Some(Open { incident, latencies: VecDeque::new(), streak_from: None, p95_floor });
         }
+        closed
     }
 }
 
@@ -198,7 +215,7 @@ impl Open {
             revenue_at_risk_eur: 0.0,
             reason: reason.to_string(),
         };
-        Self { incident, latencies: VecDeque::new(), streak_from: None }
+        Self { incident, latencies: VecDeque::new(), streak_from: None, p95_floor: Duration::ZERO }
     }
 
     fn count(&mut self, bad: bool, latency: Option<Duration>) {
@@ -217,7 +234,7 @@ impl Open {
     }
 
     fn refresh(&mut self, now: Timestamp, rate: f64) {
-        self.incident.p95_latency = p95(&self.latencies);
+        self.incident.p95_latency = p95(&self.latencies).max(self.p95_floor);
         self.incident.revenue_at_risk_eur = revenue(self.incident.started_at, now, rate);
     }
 }

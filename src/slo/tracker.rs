@@ -13,12 +13,15 @@ use super::{ConditionState, MinuteRollup, MinuteSeries, WINDOWS, budget_remainin
 use super::{minute_of, sli};
 use crate::config::Slo;
 
-/// Minutes of per-check counts kept in memory for persistence: the current
-/// minute and a few behind it, for probes that finish late.
-const RECENT_MINUTES: i64 = 5;
+/// Minutes of per-check counts kept in memory for persistence at the least:
+/// the current minute and a few behind it, for probes that finish late.
+const MIN_RECENT_MINUTES: i64 = 5;
 
 pub struct SloTracker {
     slos: Vec<Tracked>,
+    /// A probe counts in the minute it started, and may end a whole timeout
+    /// later: its minute's count must still be in memory then.
+    recent_minutes: i64,
     by_check: HashMap<String, Vec<usize>>,
     recent: HashMap<(String, i64), (u64, u64)>,
     dirty: HashSet<(String, i64)>,
@@ -54,7 +57,9 @@ pub struct SloStatus {
 }
 
 impl SloTracker {
-    pub fn new(slos: &[Slo]) -> Self {
+    /// `longest_timeout`: the longest any probe can run.
+    pub fn new(slos: &[Slo], longest_timeout: std::time::Duration) -> Self {
+        let recent_minutes = (longest_timeout.as_secs() as i64 / 60 + 2).max(MIN_RECENT_MINUTES);
         let mut by_check: HashMap<String, Vec<usize>> = HashMap::new();
         let tracked = slos
             .iter()
@@ -64,21 +69,35 @@ impl SloTracker {
                     by_check.entry(c.clone()).or_default().push(i);
                 }
                 let window_minutes = (s.window.as_secs() / 60).max(1) as i64;
-                let capacity = window_minutes.max(WINDOWS[WINDOWS.len() - 1].1) as usize;
+                let longest = window_minutes.max(WINDOWS[WINDOWS.len() - 1].1);
                 Tracked {
                     name: s.name.clone(),
                     objective: s.objective,
                     window_minutes,
-                    series: MinuteSeries::new(capacity),
+                    series: MinuteSeries::new(longest),
                 }
             })
             .collect();
-        Self { slos: tracked, by_check, recent: HashMap::new(), dirty: HashSet::new() }
+        Self { slos: tracked, recent_minutes, by_check, recent: HashMap::new(), dirty: HashSet::new() }
+    }
+
+    /// Own-window error budget remaining of each SLO: what the gate needs,
+    /// without computing every window.
+    pub fn budgets(&self, now: Timestamp) -> Vec<(&str, Option<f64>)> {
+        let now_minute = minute_of(now);
+        self.slos
+            .iter()
+            .map(|s| {
+                let (good, total) = s.series.sums(now_minute, s.window_minutes);
+                (s.name.as_str(), sli(good, total).map(|v| budget_remaining(v, s.objective)))
+            })
+            .collect()
     }
 
     /// Minutes of roll-ups worth keeping: the longest window plus a day.
     pub fn retention_minutes(&self) -> i64 {
-        self.slos.iter().map(|s| s.series.capacity() as i64).max().unwrap_or(0) + 1_440
+        let longest = self.slos.iter().map(|s| s.window_minutes).max().unwrap_or(0);
+        longest.max(WINDOWS[WINDOWS.len() - 1].1) + 1_440
     }
 
     /// Counts one finished probe of `check`, started at `at`.
@@ -95,16 +114,27 @@ impl SloTracker {
         self.dirty.insert(key);
     }
 
-    /// Loads stored roll-ups at start, before any probe is recorded.
+    /// Adds stored roll-ups (per minute, or hourly sums stamped with their
+    /// hour's first minute) kept from before a restart. Counts recorded since
+    /// the start add up with them, so the next save of a minute stays absolute.
     pub fn restore(&mut self, rollups: &[MinuteRollup], now: Timestamp) {
         let now_minute = minute_of(now);
         for r in rollups {
             for &i in self.by_check.get(&r.check).into_iter().flatten() {
                 self.slos[i].series.add(r.minute, r.good, r.total);
             }
-            if r.minute > now_minute - RECENT_MINUTES {
-                // Counting goes on from the stored values, so the next save stays absolute.
-                self.recent.insert((r.check.clone(), r.minute), (r.good, r.total));
+            if r.minute > now_minute - self.recent_minutes {
+                let key = (r.check.clone(), r.minute);
+                match self.recent.get_mut(&key) {
+                    Some(counts) => {
+                        counts.0 += r.good;
+                        counts.1 += r.total;
+                        self.dirty.insert(key);
+                    }
+                    None => {
+                        self.recent.insert(key, (r.good, r.total));
+                    }
+                }
             }
         }
     }
@@ -120,7 +150,7 @@ impl SloTracker {
                 Some(MinuteRollup { check: key.0, minute: key.1, good, total })
             })
             .collect();
-        let horizon = minute_of(now) - RECENT_MINUTES;
+        let horizon = minute_of(now) - self.recent_minutes;
         self.recent.retain(|(_, minute), _| *minute > horizon);
         rows
     }

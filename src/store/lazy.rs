@@ -42,6 +42,9 @@ impl Store for LazyStore {
     async fn rollups_since(&self, minute: i64) -> Result<Vec<MinuteRollup>> {
         self.get().await?.rollups_since(minute).await
     }
+    async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> Result<Vec<MinuteRollup>> {
+        self.get().await?.rollups_between(from, to, hourly).await
+    }
     async fn save_incident(&self, incident: &Incident) -> Result<()> {
         self.get().await?.save_incident(incident).await
     }

@@ -81,6 +81,23 @@ impl Store for MemoryStore {
         Ok(self.state().rollups.range((minute, String::new())..).map(|(_, r)| r.clone()).collect())
     }
 
+    async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> Result<Vec<MinuteRollup>> {
+        let state = self.state();
+        let rows = state.rollups.range((from, String::new())..(to, String::new())).map(|(_, r)| r.clone());
+        if !hourly {
+            return Ok(rows.collect());
+        }
+        let mut sums: BTreeMap<(i64, String), MinuteRollup> = BTreeMap::new();
+        for r in rows {
+            let hour = r.minute.div_euclid(60) * 60;
+            let key = (hour, r.check.clone());
+            let sum = sums.entry(key).or_insert(MinuteRollup { check: r.check, minute: hour, good: 0, total: 0 });
+            sum.good += r.good;
+            sum.total += r.total;
+        }
+        Ok(sums.into_values().collect())
+    }
+
     async fn save_incident(&self, incident: &Incident) -> Result<()> {
         let mut i = incident.clone();
         i.started_at = ms(i.started_at);

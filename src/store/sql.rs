@@ -26,6 +26,11 @@ const SAVE_ROLLUP: &str = "INSERT INTO rollups (check_name, minute, good, total)
      ON CONFLICT (check_name, minute) DO UPDATE SET good = excluded.good, total = excluded.total";
 const ROLLUPS_SINCE: &str =
     "SELECT check_name, minute, good, total FROM rollups WHERE minute >= $1 ORDER BY minute, check_name";
+const ROLLUPS_BETWEEN: &str = "SELECT check_name, minute, good, total FROM rollups \
+     WHERE minute >= $1 AND minute < $2 ORDER BY minute, check_name";
+const HOURLY_ROLLUPS_BETWEEN: &str = "SELECT check_name, (minute / 60) * 60 AS minute, \
+     CAST(SUM(good) AS BIGINT) AS good, CAST(SUM(total) AS BIGINT) AS total FROM rollups \
+     WHERE minute >= $1 AND minute < $2 GROUP BY check_name, minute / 60 ORDER BY 2, 1";
 const SAVE_INCIDENT: &str = "INSERT INTO incidents (id, check_name, started_at_ms, ended_at_ms, \
      worst_latency_us, p95_latency_us, probes_total, probes_bad, revenue_at_risk_eur, reason) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET \
@@ -109,6 +114,11 @@ impl Store for SqlStore {
 
     async fn rollups_since(&self, minute: i64) -> Result<Vec<MinuteRollup>> {
         self.fetch("rollups_since", sqlx::query(ROLLUPS_SINCE).bind(minute), rows::rollup).await
+    }
+
+    async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> Result<Vec<MinuteRollup>> {
+        let sql = if hourly { HOURLY_ROLLUPS_BETWEEN } else { ROLLUPS_BETWEEN };
+        self.fetch("rollups_between", sqlx::query(sql).bind(from).bind(to), rows::rollup).await
     }
 
     async fn save_incident(&self, i: &Incident) -> Result<()> {

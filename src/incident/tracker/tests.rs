@@ -103,7 +103,7 @@ fn an_incident_left_open_by_a_restart_closes_on_recovery() {
     }
     let open = before.open(at(25));
     let mut after = tracker();
-    after.restore(open.clone());
+    assert!(after.restore(open.clone(), at(25)).is_empty());
     assert_eq!(after.open(at(25)), open);
     let changes: Vec<_> = (0..5).map(|k| good(&mut after, 30 + 10 * k)).collect();
     assert!(matches!(changes.last(), Some(Some(IncidentChange::Closed(i))) if i.id == open[0].id));
@@ -120,4 +120,23 @@ fn revenue_at_risk_never_exceeds_all_of_the_arr() {
     }
     let all = 2_300_000.0 / 525_600.0 * 10.0;
     assert!((tr.revenue_at_risk(at(600)) - all).abs() < 1e-6, "two revenue checks down is still one ARR");
+}
+
+#[test]
+fn restored_incidents_of_removed_checks_close_and_their_p95_is_kept() {
+    let mut before = tracker();
+    for s in [0, 10, 20] {
+        bad(&mut before, s, 3_500);
+    }
+    let mut open = before.open(at(25));
+    let mut gone = open[0].clone();
+    gone.id = "inc-old-check".into();
+    gone.check = "old-check".into();
+    open.push(gone);
+    let mut after = tracker();
+    let closed = after.restore(open, at(30));
+    assert_eq!(closed.len(), 1);
+    assert_eq!((closed[0].check.as_str(), closed[0].ended_at), ("old-check", Some(at(30))));
+    let Some(IncidentChange::Updated(i)) = good(&mut after, 40) else { panic!("no update") };
+    assert_eq!(i.p95_latency, Duration::from_millis(3_500), "the stored p95 is a floor, not lost");
 }

@@ -21,7 +21,7 @@ fn window<'a>(st: &'a SloStatus, name: &str) -> &'a WindowStatus {
 
 #[test]
 fn windows_count_only_their_minutes_and_every_check_of_the_slo() {
-    let mut tr = SloTracker::new(&[slo(30)]);
+    let mut tr = SloTracker::new(&[slo(30)], Duration::from_secs(6));
     let now = t("2026-11-26T12:00:30Z");
     // One probe a minute for the last 2 hours on each check; the 10 newest minutes of payments-health fail.
     for m in 0..120 {
@@ -46,7 +46,7 @@ fn windows_count_only_their_minutes_and_every_check_of_the_slo() {
 
 #[test]
 fn window_edges_include_the_current_minute_and_exclude_the_one_before_the_window() {
-    let mut tr = SloTracker::new(&[slo(30)]);
+    let mut tr = SloTracker::new(&[slo(30)], Duration::from_secs(6));
     let now = t("2026-11-26T12:04:59Z");
     tr.record("payments-health", t("2026-11-26T12:00:00Z"), false); // first minute of the 5m window
     tr.record("payments-health", t("2026-11-26T11:59:59Z"), false); // just outside it
@@ -58,7 +58,7 @@ fn window_edges_include_the_current_minute_and_exclude_the_one_before_the_window
 
 #[test]
 fn no_data_means_no_sli_and_no_firing() {
-    let tr = SloTracker::new(&[slo(30)]);
+    let tr = SloTracker::new(&[slo(30)], Duration::from_secs(6));
     let st = &tr.status(t("2026-11-26T12:00:00Z"))[0];
     assert_eq!(st.sli, None);
     assert_eq!(st.error_budget_remaining, None);
@@ -68,7 +68,7 @@ fn no_data_means_no_sli_and_no_firing() {
 #[test]
 fn a_restart_in_the_middle_of_a_window_keeps_the_window_and_absolute_rollups() {
     let start = t("2026-11-26T10:00:10Z");
-    let mut before = SloTracker::new(&[slo(30)]);
+    let mut before = SloTracker::new(&[slo(30)], Duration::from_secs(6));
     for m in 0..90 {
         before.record("payments-health", start + Duration::from_secs(60 * m), m % 10 != 0);
     }
@@ -76,7 +76,7 @@ fn a_restart_in_the_middle_of_a_window_keeps_the_window_and_absolute_rollups() {
     let saved = before.take_dirty(restart);
     assert_eq!(saved.len(), 90);
 
-    let mut after = SloTracker::new(&[slo(30)]);
+    let mut after = SloTracker::new(&[slo(30)], Duration::from_secs(6));
     after.restore(&saved, restart);
     assert_eq!(after.status(restart), before.status(restart), "the same windows after a restart");
     // A probe in the minute of the restart continues its stored count: the saved row stays absolute.
@@ -96,7 +96,7 @@ fn a_restart_in_the_middle_of_a_window_keeps_the_window_and_absolute_rollups() {
 
 #[test]
 fn dirty_rollups_are_handed_out_once_and_old_minutes_are_forgotten() {
-    let mut tr = SloTracker::new(&[slo(1)]);
+    let mut tr = SloTracker::new(&[slo(1)], Duration::from_secs(6));
     let now = t("2026-11-26T12:00:00Z");
     tr.record("payments-health", now, true);
     assert_eq!(tr.take_dirty(now).len(), 1);
@@ -110,8 +110,42 @@ fn dirty_rollups_are_handed_out_once_and_old_minutes_are_forgotten() {
 fn a_window_of_its_own_is_added_when_not_standard() {
     let mut s = slo(7);
     s.window = Duration::from_secs(7 * 86_400);
-    let st = &SloTracker::new(&[s]).status(t("2026-11-26T12:00:00Z"))[0];
+    let st = &SloTracker::new(&[s], Duration::from_secs(6)).status(t("2026-11-26T12:00:00Z"))[0];
     assert_eq!(st.window, "7d");
     assert_eq!(st.windows.last().unwrap().window, "7d");
     assert_eq!(st.windows.len(), 8);
+}
+
+#[test]
+fn a_late_restore_adds_to_what_was_counted_since_the_start() {
+    let now = t("2026-11-26T12:00:30Z");
+    let mut tr = SloTracker::new(&[slo(30)], Duration::from_secs(6));
+    tr.record("payments-health", now, true); // counted while storage was still down
+    let stored = MinuteRollup { check: "payments-health".into(), minute: minute_of(now), good: 10, total: 12 };
+    tr.restore(std::slice::from_ref(&stored), now);
+    let rows = tr.take_dirty(now);
+    assert_eq!(rows, vec![MinuteRollup { good: 11, total: 13, ..stored }]);
+    assert_eq!(window(&tr.status(now)[0], "5m").total, 13);
+}
+
+#[test]
+fn a_probe_ending_a_long_timeout_later_still_finds_its_minute() {
+    let start = t("2026-11-26T12:00:00Z");
+    let mut tr = SloTracker::new(&[slo(30)], Duration::from_secs(600));
+    tr.record("payments-health", start, true);
+    tr.take_dirty(start + Duration::from_secs(590)); // persisted while the slow probe still runs
+    tr.record("payments-health", start, false); // it ends 10 minutes later
+    let rows = tr.take_dirty(start + Duration::from_secs(600));
+    assert_eq!((rows[0].good, rows[0].total), (1, 2), "the minute's count goes on, not restarts at 0");
+}
+
+#[test]
+fn budgets_match_the_full_status() {
+    let mut tr = SloTracker::new(&[slo(30)], Duration::from_secs(6));
+    let now = t("2026-11-26T12:00:30Z");
+    for m in 0..100 {
+        tr.record("payments-health", now - Duration::from_secs(60 * m), m != 3);
+    }
+    let budgets = tr.budgets(now);
+    assert_eq!(budgets, vec![("payments", tr.status(now)[0].error_budget_remaining)]);
 }

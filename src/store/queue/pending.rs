@@ -76,22 +76,24 @@ impl Pending {
         self.len() == 0
     }
 
-    /// Copies of up to `max` queued writes as store calls: roll-ups (one call),
-    /// incidents, migrations, then appends oldest first. They stay queued until `done`.
+    /// Copies of up to `max` queued writes as store calls: appends oldest
+    /// first (the audit log, backups, gate answers), migrations, incidents,
+    /// then roll-ups (one call). After an outage the few writes that matter
+    /// most land first; a day of roll-ups waits behind them, not in front.
+    /// They stay queued until `done`.
     pub(super) fn take(&self, max: usize) -> Vec<Op> {
-        let mut ops = Vec::new();
-        let rollups: Vec<_> = self.rollups.values().take(max).map(|v| (v.version, v.value.clone())).collect();
-        let mut room = max - rollups.len();
-        if !rollups.is_empty() {
-            ops.push(Op::Rollups(rollups));
-        }
-        let incidents = self.incidents.values().take(room).map(|v| Op::Incident(v.version, v.value.clone()));
-        ops.extend(incidents);
-        room = max.saturating_sub(count_writes(&ops));
+        let mut ops: Vec<Op> = self.appends.iter().take(max).cloned().map(Op::Append).collect();
+        let mut room = max.saturating_sub(count_writes(&ops));
         let migrations = self.migrations.values().take(room).map(|v| Op::Migration(v.version, v.value.clone()));
         ops.extend(migrations);
         room = max.saturating_sub(count_writes(&ops));
-        ops.extend(self.appends.iter().take(room).cloned().map(Op::Append));
+        let incidents = self.incidents.values().take(room).map(|v| Op::Incident(v.version, v.value.clone()));
+        ops.extend(incidents);
+        room = max.saturating_sub(count_writes(&ops));
+        let rollups: Vec<_> = self.rollups.values().take(room).map(|v| (v.version, v.value.clone())).collect();
+        if !rollups.is_empty() {
+            ops.push(Op::Rollups(rollups));
+        }
         ops
     }
 

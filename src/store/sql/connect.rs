@@ -105,15 +105,9 @@ fn connect_url(url: &str, backend: Backend) -> String {
     format!("{url}{sep}mode=rwc")
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL without its password, for messages and logs (one rule for the whole crate).
 pub(super) fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
+    crate::config::redact_url(url)
 }
 
 #[cfg(test)]

@@ -120,3 +120,13 @@ fn a_newer_write_queued_during_a_flush_survives_it() {
     assert!(again.iter().any(|op| matches!(op, Op::Rollups(rows) if rows[0].1.total == 2)));
     assert!(again.iter().any(|op| matches!(op, Op::Incident(_, i) if i.probes_bad == 2)));
 }
+
+#[test]
+fn after_an_outage_appends_and_incidents_go_before_a_backlog_of_rollups() {
+    let rollups = (0..10).map(|m| rollup("payments-health", m, 1, 1));
+    let p = queued(rollups.chain([incident("inc-1", 3), action("pause-1"), backup("b-1")]));
+    let ops = p.take(3);
+    assert!(matches!(ops[0], Op::Append(_)) && matches!(ops[1], Op::Append(_)), "the audit log and backups first");
+    assert!(matches!(ops[2], Op::Incident(..)), "then incidents");
+    assert_eq!(ops.len(), 3, "roll-ups wait for the next batch");
+}
