@@ -8,6 +8,7 @@
 //! - `metrics`  — the Prometheus registry and every metric of SPEC.
 //! - `slo`      — per-minute roll-ups, SLIs, error budgets, burn rates.
 //! - `gatekeeper` — answers the gate at run time from in-memory state; records answer changes.
+//! - `guard`    — the rollout guard's pure decisions: rolling-out rule, rollback plan.
 //! - `history`  — SLO and incident trackers fed by probes, persisted through the store queue.
 //! - `incident` — confirmed breaches of a check and what they put at risk.
 //! - `gate`     — the go/no-go decision, deploy windows, backups.
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod gate;
 pub mod gatekeeper;
+pub mod guard;
 pub mod history;
 pub mod incident;
 pub mod metrics;
