@@ -1,0 +1,181 @@
+//! What the guard does about a target when something is wrong. Rules, in
+//! order:
+//! - unarmed (no rollout, no open migration): notify only — a rollback
+//!   cannot fix what a change did not cause;
+//! - armed, data stale (no fresh result): pause, never roll back — a
+//!   rollback needs evidence, missing data is not evidence;
+//! - armed, breach confirmed, on a migration declared `on_breach: pause`:
+//!   pause only — rolling code back over a schema change makes it worse;
+//! - armed, breach confirmed, already rolled back to the template running
+//!   now: notify only — the breach outlived the rollback, so the change was
+//!   not its cause, and one rollback per revision is the limit;
+//! - otherwise pause then roll back, as far as `guard.actions` allows.
+//!
+//! Pure: the view of the target and the trigger in, a decision out.
+
+use crate::config::Action;
+use crate::migration::OnBreach;
+
+/// The target as the guard sees it at the moment of the trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetView {
+    pub rolling_out: bool,
+    /// The open migration declared for it, if any.
+    pub migration: Option<OnBreach>,
+    /// Identity of the pod template running now (its hash or revision).
+    pub template: String,
+    /// The template Guardian last rolled back to, if it did.
+    pub rolled_back_to: Option<String>,
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The breach rule confirmed on a guarding check.
+    Breach,
+    /// A guarding check has no result newer than `gate.stale_after`.
+    DataStale,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Raise and notify; touch nothing.
+    NotifyOnly {
+        why: &'static str,
+    },
+    Pause {
+        why: &'static str,
+    },
+    /// Pause first (it stops the bleeding at once), then roll back.
+    PauseThenRollback,
+    Rollback,
+}
+
+impl TargetView {
+    pub fn armed(&self) -> bool {
+        self.rolling_out || self.migration.is_some()
+    }
+}
+
+pub fn decide(target: &TargetView, trigger: Trigger, allowed: &[Action]) -> Decision {
+    let may = |a: Action| allowed.contains(&a);
+    if !target.armed() {
+        return Decision::NotifyOnly { why: "not rolling out: a rollback cannot fix what a change did not cause" };
+    }
+    let pause = |why| {
+        if !may(Action::Pause) {
+            Decision::NotifyOnly { why: "pausing is not among guard.actions" }
+        } else if target.paused {
+            Decision::NotifyOnly { why: "already paused" }
+        } else {
+            Decision::Pause { why }
+        }
+    };
+    match trigger {
+        Trigger::DataStale => pause("no fresh data: paused, never rolled back without evidence"),
+        Trigger::Breach if target.migration == Some(OnBreach::Pause) => {
+            pause("the migration declared on_breach: pause")
+        }
+        Trigger::Breach if target.rolled_back_to.as_deref() == Some(target.template.as_str()) => Decision::NotifyOnly {
+            why: "already rolled back to this template: the breach outlived the rollback, so the change was not its cause",
+        },
+        Trigger::Breach => match (may(Action::Pause) && !target.paused, may(Action::Rollback)) {
+            (true, true) => Decision::PauseThenRollback,
+            (false, true) => Decision::Rollback,
+            (true, false) => Decision::Pause { why: "rolling back is not among guard.actions" },
+            (false, false) => Decision::NotifyOnly { why: "neither pause nor rollback is among guard.actions" },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Action; 3] = [Action::Pause, Action::Rollback, Action::Notify];
+
+    fn target() -> TargetView {
+        TargetView {
+            rolling_out: true,
+            migration: None,
+            template: "t-1.8.2".into(),
+            rolled_back_to: None,
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn each_rule_in_order() {
+        let table: [(&str, TargetView, Trigger, &[Action], Decision); 10] = [
+            ("bad rollout", target(), Trigger::Breach, &ALL, Decision::PauseThenRollback),
+            (
+                "breach without a rollout",
+                TargetView { rolling_out: false, ..target() },
+                Trigger::Breach,
+                &ALL,
+                Decision::NotifyOnly { why: "not rolling out: a rollback cannot fix what a change did not cause" },
+            ),
+            (
+                "open migration arms it",
+                TargetView { rolling_out: false, migration: Some(OnBreach::Rollback), ..target() },
+                Trigger::Breach,
+                &ALL,
+                Decision::PauseThenRollback,
+            ),
+            (
+                "stale data pauses, never rolls back",
+                target(),
+                Trigger::DataStale,
+                &ALL,
+                Decision::Pause { why: "no fresh data: paused, never rolled back without evidence" },
+            ),
+            (
+                "stale data while unarmed",
+                TargetView { rolling_out: false, ..target() },
+                Trigger::DataStale,
+                &ALL,
+                Decision::NotifyOnly { why: "not rolling out: a rollback cannot fix what a change did not cause" },
+            ),
+            (
+                "migration declared pause",
+                TargetView { migration: Some(OnBreach::Pause), ..target() },
+                Trigger::Breach,
+                &ALL,
+                Decision::Pause { why: "the migration declared on_breach: pause" },
+            ),
+            (
+                "never twice on one template",
+                TargetView { template: "t-1.8.1".into(), rolled_back_to: Some("t-1.8.1".into()), ..target() },
+                Trigger::Breach,
+                &ALL,
+                Decision::NotifyOnly {
+                    why: "already rolled back to this template: the breach outlived the rollback, so the change was not its cause",
+                },
+            ),
+            (
+                "a new template after a rollback may be rolled back again",
+                TargetView { template: "t-1.8.3".into(), rolled_back_to: Some("t-1.8.1".into()), ..target() },
+                Trigger::Breach,
+                &ALL,
+                Decision::PauseThenRollback,
+            ),
+            (
+                "already paused: roll back",
+                TargetView { paused: true, ..target() },
+                Trigger::Breach,
+                &ALL,
+                Decision::Rollback,
+            ),
+            (
+                "rollback not allowed",
+                target(),
+                Trigger::Breach,
+                &[Action::Pause, Action::Notify],
+                Decision::Pause { why: "rolling back is not among guard.actions" },
+            ),
+        ];
+        for (name, t, trigger, allowed, want) in table {
+            assert_eq!(decide(&t, trigger, allowed), want, "{name}");
+        }
+    }
+}
