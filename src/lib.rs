@@ -1,6 +1,7 @@
 //! Guardian keeps NEXTGEN safe while it changes. Map of the crate:
 //!
 //! - `cli`      — clap types and one file per subcommand (`run`, `check-config`, `probe`, `demo`, `sim`).
+//! - `cluster`  — the `Cluster` trait (rollout state, pause, roll back) and its in-memory backend.
 //! - `config`   — YAML loading with line:col, validation into a typed `Config`, defaults.
 //! - `probe`    — the probe engine: scheduler, HTTP prober, body assertions, outcomes, the check board.
 //! - `app`      — builds a running guardian from a `Config` (the one place that picks backends).
@@ -23,6 +24,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod gate;
 pub mod gatekeeper;

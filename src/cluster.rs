@@ -1,0 +1,87 @@
+//! Owns talking to the cluster about guarded targets: the `Cluster` trait
+//! in domain words (rollout state, pause, roll back) and its backends.
+//! `memory` keeps the same rollout semantics in memory, for the demo's
+//! simulated mode and for guard tests; the Kubernetes backend (kube-rs)
+//! implements the same trait.
+
+mod memory;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+pub use memory::MemoryCluster;
+
+use crate::config::{Target, TargetKind};
+
+/// A guarded workload: `NAMESPACE/KIND/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetRef {
+    pub kind: TargetKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl TargetRef {
+    pub fn of(target: &Target) -> Self {
+        Self { kind: target.kind, namespace: target.namespace.clone(), name: target.name.clone() }
+    }
+}
+
+impl std::fmt::Display for TargetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            TargetKind::Deployment => "Deployment",
+            TargetKind::Rollout => "Rollout",
+        };
+        write!(f, "{}/{kind}/{}", self.namespace, self.name)
+    }
+}
+
+/// What the guard needs to know about a target now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutState {
+    pub rolling_out: bool,
+    /// `deployment.kubernetes.io/revision`, when known.
+    pub revision: Option<u64>,
+    /// Identity of the running pod template: two states with the same one
+    /// run the same code, whatever their revision numbers.
+    pub template: String,
+    pub paused: bool,
+}
+
+/// A rollback that was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolledBack {
+    pub from_revision: u64,
+    pub to_revision: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("{0} does not exist")]
+    NotFound(TargetRef),
+    #[error("{0} changed while being updated (conflict); re-read and decide again")]
+    Conflict(TargetRef),
+    #[error("{target} has no previous revision to roll back to (revision {current})")]
+    NoPreviousRevision { target: TargetRef, current: u64 },
+    #[error("the cluster did not answer about {target}: {detail}")]
+    Unavailable { target: TargetRef, detail: String },
+}
+
+impl Error {
+    /// Worth trying again after a back-off (a conflict is retried by re-deciding).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Conflict(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Cluster: Send + Sync + 'static {
+    async fn rollout(&self, target: &TargetRef) -> Result<RolloutState>;
+    /// Pauses the rollout and says why, and when.
+    async fn pause(&self, target: &TargetRef, reason: &str, at: Timestamp) -> Result<()>;
+    /// Rolls back to the previous revision (unpausing it); replicas untouched.
+    async fn roll_back(&self, target: &TargetRef) -> Result<RolledBack>;
+}
