@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 pub mod eventually;
+pub mod fake_apiserver;
 pub mod guardian;
 pub mod postgres;
 pub mod promtext;
