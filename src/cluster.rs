@@ -4,11 +4,13 @@
 //! simulated mode and for guard tests; the Kubernetes backend (kube-rs)
 //! implements the same trait.
 
+mod kubernetes;
 mod memory;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+pub use kubernetes::KubeCluster;
 pub use memory::MemoryCluster;
 
 use crate::config::{Target, TargetKind};
