@@ -13,7 +13,6 @@ mod ratelimit;
 mod scheduler;
 
 pub use board::{Board, CheckStatus};
-pub use expect::evaluate as evaluate_expectations;
 pub use http::Prober;
 pub use outcome::{Outcome, ProbeResult};
 pub use ratelimit::HostLimiter;

@@ -61,7 +61,9 @@ pub trait Store: Send + Sync + 'static {
     /// Upserts absolute per-minute counts for (check, minute).
     async fn save_rollups(&self, rows: &[MinuteRollup]) -> Result<()>;
     /// Every roll-up from `minute` (unix minutes) on.
-    async fn rollups_since(&self, minute: i64) -> Result<Vec<MinuteRollup>>;
+    async fn rollups_since(&self, minute: i64) -> Result<Vec<MinuteRollup>> {
+        self.rollups_between(minute, i64::MAX, false).await
+    }
     /// Roll-ups with `from <= minute < to`. With `hourly`, summed per check
     /// and hour (each row's `minute` is its hour's first minute), so a long
     /// window restores in 60 times fewer rows.

@@ -296,9 +296,6 @@ impl Store for Flaky {
         self.rollup_rows.fetch_add(rows.len(), Ordering::SeqCst);
         self.inner.save_rollups(rows).await
     }
-    async fn rollups_since(&self, minute: i64) -> store::Result<Vec<MinuteRollup>> {
-        self.inner.rollups_since(minute).await
-    }
     async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> store::Result<Vec<MinuteRollup>> {
         self.inner.rollups_between(from, to, hourly).await
     }

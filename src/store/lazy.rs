@@ -39,9 +39,6 @@ impl Store for LazyStore {
     async fn save_rollups(&self, rows: &[MinuteRollup]) -> Result<()> {
         self.get().await?.save_rollups(rows).await
     }
-    async fn rollups_since(&self, minute: i64) -> Result<Vec<MinuteRollup>> {
-        self.get().await?.rollups_since(minute).await
-    }
     async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> Result<Vec<MinuteRollup>> {
         self.get().await?.rollups_between(from, to, hourly).await
     }

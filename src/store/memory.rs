@@ -77,10 +77,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn rollups_since(&self, minute: i64) -> Result<Vec<MinuteRollup>> {
-        Ok(self.state().rollups.range((minute, String::new())..).map(|(_, r)| r.clone()).collect())
-    }
-
     async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> Result<Vec<MinuteRollup>> {
         let state = self.state();
         let rows = state.rollups.range((from, String::new())..(to, String::new())).map(|(_, r)| r.clone());

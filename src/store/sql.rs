@@ -24,8 +24,6 @@ use rows::{count, flag, micros, millis};
 
 const SAVE_ROLLUP: &str = "INSERT INTO rollups (check_name, minute, good, total) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (check_name, minute) DO UPDATE SET good = excluded.good, total = excluded.total";
-const ROLLUPS_SINCE: &str =
-    "SELECT check_name, minute, good, total FROM rollups WHERE minute >= $1 ORDER BY minute, check_name";
 const ROLLUPS_BETWEEN: &str = "SELECT check_name, minute, good, total FROM rollups \
      WHERE minute >= $1 AND minute < $2 ORDER BY minute, check_name";
 const HOURLY_ROLLUPS_BETWEEN: &str = "SELECT check_name, (minute / 60) * 60 AS minute, \
@@ -110,10 +108,6 @@ impl Store for SqlStore {
             q.execute(&mut *tx).await.map_err(|source| Error::Query { op, source })?;
         }
         tx.commit().await.map_err(|source| Error::Query { op, source })
-    }
-
-    async fn rollups_since(&self, minute: i64) -> Result<Vec<MinuteRollup>> {
-        self.fetch("rollups_since", sqlx::query(ROLLUPS_SINCE).bind(minute), rows::rollup).await
     }
 
     async fn rollups_between(&self, from: i64, to: i64, hourly: bool) -> Result<Vec<MinuteRollup>> {
