@@ -1,5 +1,5 @@
 //! Owns the HTTP API served on `listen`: health, readiness, metrics, status,
-//! the gate, backups, incidents and actions. Handlers read shared state;
+//! the gate, backups, migrations, incidents and actions. Handlers read shared state;
 //! they never probe, and never wait on storage to answer the gate.
 //!
 //! Every request passes the per-client rate limit; every POST but the gate
@@ -14,6 +14,7 @@ mod error;
 mod gate;
 mod health;
 mod metrics;
+mod migrations;
 mod status;
 
 use std::sync::Arc;
@@ -42,6 +43,10 @@ pub struct ApiState {
     pub history: Arc<History>,
     pub gatekeeper: Arc<Gatekeeper>,
     pub writer: StoreWriter,
+    pub targets: Arc<crate::targets::Targets>,
+    pub baselines: Arc<crate::probe::Baselines>,
+    /// Who may act; `None` when the guard is off.
+    pub leadership: Option<Arc<dyn crate::leader::Leadership>>,
     pub clock: Arc<dyn Clock>,
     pub token: Option<Arc<Secret>>,
     pub limiter: Arc<ClientLimiter>,
@@ -55,6 +60,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/status", get(status::status))
         .route("/api/v1/gate", get(gate::get_gate).post(gate::post_gate))
         .route("/api/v1/backups", post(backups::post_backup))
+        .route("/api/v1/migrations", post(migrations::post_migration))
+        .route("/api/v1/migrations/{id}/finish", post(migrations::finish_migration))
         .route("/api/v1/incidents", get(actions::incidents))
         .route("/api/v1/actions", get(actions::actions))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))

@@ -10,14 +10,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::actuator::{self, Actuator};
 use crate::api::{self, ApiState, ClientLimiter};
 use crate::clock::Clock;
-use crate::config::{Config, Env};
+use crate::cluster::{Cluster, KubeCluster, MemoryCluster, TargetRef};
+use crate::config::{Config, Env, GuardMode};
+use crate::evidence::Evidence;
 use crate::gatekeeper::Gatekeeper;
 use crate::history::History;
+use crate::leader::{Leadership, LeaseElector, LeaseTiming, Solo};
 use crate::metrics::{Metrics, MetricsError};
-use crate::probe::{Board, HostLimiter, Observers, ProbeObserver, Prober, Scheduler};
+use crate::notify::LogNotifier;
+use crate::probe::{Board, Confirmations, HostLimiter, Observers, ProbeObserver, Prober, Scheduler};
 use crate::store::{self, LazyStore, QueueConfig, Store, StoreWriter};
+use crate::targets::{self, Targets};
 
 /// How long start-up waits for storage before starting without it.
 const STORAGE_AT_START: Duration = Duration::from_secs(5);
@@ -28,6 +34,8 @@ pub enum AppError {
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     Http(#[from] crate::probe::http::BuildError),
+    #[error("guard.mode is kubernetes but no Kubernetes API is configured (in-cluster or $KUBECONFIG): {0}")]
+    Kubernetes(#[source] kube::Error),
 }
 
 /// Everything a guardian shares between its loops and its API.
@@ -40,9 +48,24 @@ pub struct App {
     pub history: Arc<History>,
     pub gatekeeper: Arc<Gatekeeper>,
     pub writer: StoreWriter,
+    pub targets: Arc<Targets>,
+    /// The guard at work; `None` when `guard.mode` is off.
+    pub guard: Option<Guard>,
+    confirmations: Arc<Confirmations>,
     limiter: Arc<HostLimiter>,
     api_limiter: Arc<ClientLimiter>,
     api_token: Option<Arc<crate::config::Secret>>,
+}
+
+/// The acting side of the guard.
+pub struct Guard {
+    pub cluster: Arc<dyn Cluster>,
+    /// The same cluster when `guard.mode` is simulated, to play rollouts on.
+    pub simulated: Option<Arc<MemoryCluster>>,
+    pub leadership: Arc<dyn Leadership>,
+    elector: Option<Arc<LeaseElector>>,
+    pub actuator: Arc<Actuator>,
+    evidence: Arc<Evidence>,
 }
 
 /// A started guardian: stop it with the token given to `start`, then `drain`.
@@ -63,9 +86,43 @@ impl App {
         let history = Arc::new(History::new(&config, clock.clone(), writer.clone()));
         let gatekeeper =
             Arc::new(Gatekeeper::new(config.clone(), board.clone(), history.clone(), clock.clone(), writer.clone()));
+        let metrics = Arc::new(Metrics::new(&config)?);
+        let prober = Arc::new(Prober::new(clock.clone())?);
+        let g = &config.guard;
+        let confirmations = Arc::new(Confirmations::new(&config.checks, g.confirm_interval, g.breach_max_bad));
+        let effects = targets::Effects {
+            confirmations: confirmations.clone(),
+            baselines: prober.baselines().clone(),
+            gatekeeper: gatekeeper.clone(),
+            metrics: metrics.clone(),
+            writer: writer.clone(),
+        };
+        let targets = Arc::new(Targets::new(&config, clock.clone(), effects));
+        let guard = match g.mode {
+            GuardMode::Off => None,
+            mode => {
+                let (cluster, simulated, leadership, elector) = connect_cluster(&config, mode, &clock, env).await?;
+                let actuator = Arc::new(Actuator::new(actuator::Parts {
+                    config: config.clone(),
+                    cluster: cluster.clone(),
+                    targets: targets.clone(),
+                    leadership: leadership.clone(),
+                    history: history.clone(),
+                    notifier: LogNotifier::new(writer.clone()),
+                    metrics: metrics.clone(),
+                    writer: writer.clone(),
+                    clock: clock.clone(),
+                }));
+                let evidence = Arc::new(Evidence::new(&config, targets.clone(), actuator.clone(), clock.clone()));
+                Some(Guard { cluster, simulated, leadership, elector, actuator, evidence })
+            }
+        };
         Ok(Self {
-            metrics: Arc::new(Metrics::new(&config)?),
-            prober: Arc::new(Prober::new(clock.clone())?),
+            metrics,
+            prober,
+            targets,
+            guard,
+            confirmations,
             limiter: Arc::new(HostLimiter::per_second(config.probing.per_host_per_second)),
             api_token: api::load_token(config.api_token_env.as_deref(), env),
             api_limiter: Arc::new(ClientLimiter::per_second(config.api_requests_per_second)),
@@ -86,6 +143,9 @@ impl App {
             history: self.history.clone(),
             gatekeeper: self.gatekeeper.clone(),
             writer: self.writer.clone(),
+            targets: self.targets.clone(),
+            baselines: self.prober.baselines().clone(),
+            leadership: self.guard.as_ref().map(|g| g.leadership.clone()),
             clock: self.clock.clone(),
             token: self.api_token.clone(),
             limiter: self.api_limiter.clone(),
@@ -93,14 +153,20 @@ impl App {
     }
 
     fn observers(&self) -> Arc<dyn ProbeObserver> {
-        Arc::new(Observers(vec![self.board.clone(), self.metrics.clone(), self.history.clone()]))
+        let mut all: Vec<Arc<dyn ProbeObserver>> = vec![self.board.clone(), self.metrics.clone(), self.history.clone()];
+        // After history: an incident is open by the time the guard acts on the same probe.
+        if let Some(g) = &self.guard {
+            all.push(g.evidence.clone());
+        }
+        Arc::new(Observers(all))
     }
 
     /// Starts probing, persisting and serving the API on `listener` until `stop` fires.
     pub fn start(&self, listener: TcpListener, stop: CancellationToken) -> Running {
         let (tracker, failed) = (TaskTracker::new(), CancellationToken::new());
         let scheduler =
-            Scheduler::new(&self.config.checks, self.prober.clone(), self.limiter.clone(), self.observers());
+            Scheduler::new(&self.config.checks, self.prober.clone(), self.limiter.clone(), self.observers())
+                .with_confirmations(self.confirmations.clone());
         let probing = tokio::spawn(scheduler.run(stop.clone(), tracker.clone()));
         tracker.spawn(watch_scheduler(probing, stop.clone(), failed.clone()));
         tracker.spawn(self.history.clone().persist_loop(stop.clone()));
@@ -109,11 +175,23 @@ impl App {
         tracker.spawn(self.gatekeeper.clone().record_loop(stop.clone()));
         tracker.spawn(self.api_limiter.clone().forget_loop(stop.clone()));
         let (history, gatekeeper, store) = (self.history.clone(), self.gatekeeper.clone(), self.writer.store().clone());
+        let (targets, actuator) = (self.targets.clone(), self.guard.as_ref().map(|g| g.actuator.clone()));
         let restoring = stop.clone();
         tracker.spawn(async move {
             history.restore_loop(store.clone(), restoring).await;
             gatekeeper.restore(store.as_ref()).await;
+            if let Err(e) = targets.restore(store.as_ref()).await {
+                tracing::warn!(error = %e, "cannot read back open migrations");
+            }
+            if let Some(a) = actuator
+                && let Err(e) = a.reconcile(store.as_ref()).await
+            {
+                tracing::warn!(error = %e, "cannot reconcile actions left half-done");
+            }
         });
+        if let Some(g) = &self.guard {
+            self.start_guard(g, &stop, &tracker);
+        }
         let router = api::router(self.api_state()).into_make_service_with_connect_info::<SocketAddr>();
         tracker.spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
@@ -126,6 +204,63 @@ impl App {
         }
         Running { tracker, failed, writer: self.writer.clone() }
     }
+}
+
+impl App {
+    fn start_guard(&self, g: &Guard, stop: &CancellationToken, tracker: &TaskTracker) {
+        tracker.spawn(self.targets.clone().watch_loop(g.cluster.clone(), stop.clone()));
+        tracker.spawn(g.evidence.clone().stale_loop(stop.clone()));
+        g.actuator.start(stop, tracker);
+        if let Some(elector) = &g.elector {
+            tracker.spawn(elector.clone().run(stop.clone()));
+        }
+        let (mut changes, metrics, stop) = (g.leadership.changes(), self.metrics.clone(), stop.clone());
+        tracker.spawn(async move {
+            loop {
+                let leader = *changes.borrow_and_update();
+                metrics.guard.set_leader(leader);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    changed = changes.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+    }
+}
+
+type Connected = (Arc<dyn Cluster>, Option<Arc<MemoryCluster>>, Arc<dyn Leadership>, Option<Arc<LeaseElector>>);
+
+/// The cluster the guard acts on. Simulated: in memory, each target settled
+/// on a `NAME:stable` template, one replica leading. Kubernetes: kube-rs
+/// configured the usual way, leadership through a Lease named after the
+/// environment in the guardian's own namespace.
+async fn connect_cluster(
+    config: &Config,
+    mode: GuardMode,
+    clock: &Arc<dyn Clock>,
+    env: &dyn Env,
+) -> Result<Connected, AppError> {
+    if mode == GuardMode::Simulated {
+        let memory = Arc::new(MemoryCluster::new());
+        for t in &config.guard.targets {
+            memory.add(&TargetRef::of(t), &format!("{}:stable", t.name));
+        }
+        return Ok((memory.clone(), Some(memory), Arc::new(Solo::new()), None));
+    }
+    let client = kube::Client::try_default().await.map_err(AppError::Kubernetes)?;
+    let namespace = client.default_namespace().to_string();
+    let identity = env.var("HOSTNAME").unwrap_or_else(|| format!("guardian-{:08x}", rand::random::<u32>()));
+    let lease = format!("guardian-{}", config.environment.as_str());
+    tracing::info!(%namespace, %lease, %identity, "leader election through a Lease");
+    let elector = Arc::new(LeaseElector::new(
+        client.clone(),
+        &namespace,
+        &lease,
+        &identity,
+        LeaseTiming::default(),
+        clock.clone(),
+    ));
+    Ok((Arc::new(KubeCluster::from_client(client)), None, elector.clone(), Some(elector)))
 }
 
 /// Storage as configured; if it does not answer at start, a store that keeps

@@ -8,6 +8,7 @@ mod kubernetes;
 mod memory;
 
 use async_trait::async_trait;
+use futures_util::stream::BoxStream;
 use jiff::Timestamp;
 
 pub use kubernetes::KubeCluster;
@@ -49,7 +50,21 @@ pub struct RolloutState {
     /// run the same code, whatever their revision numbers.
     pub template: String,
     pub paused: bool,
+    /// The template Guardian last rolled this target back to (recorded on the
+    /// object itself, so it survives restarts and storage outages).
+    pub rolled_back_to: Option<String>,
 }
+
+/// One observation of a watched target: its state now, or why it is unknown
+/// (`NotFound` when it was deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetEvent {
+    pub target: TargetRef,
+    pub state: Result<RolloutState>,
+}
+
+/// Annotation holding the template identity Guardian rolled back to.
+pub const ROLLED_BACK_TO: &str = "guardian.blueocean.io/rolled-back-to";
 
 /// A rollback that was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,4 +101,8 @@ pub trait Cluster: Send + Sync + 'static {
     async fn pause(&self, target: &TargetRef, reason: &str, at: Timestamp) -> Result<()>;
     /// Rolls back to the previous revision (unpausing it); replicas untouched.
     async fn roll_back(&self, target: &TargetRef) -> Result<RolledBack>;
+    /// Every change of the targets' rollout state, starting with the current
+    /// state of each; pushed by the cluster, not polled. Ends only when the
+    /// backend is dropped.
+    fn watch(&self, targets: Vec<TargetRef>) -> BoxStream<'static, TargetEvent>;
 }

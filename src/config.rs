@@ -179,7 +179,7 @@ pub enum JsonOp {
     Max(f64),
     Exists(bool),
     Matches(regex::Regex),
-    /// Never below its value when the guard armed (enforced by the guard).
+    /// Never below its value when the guard armed (baselines in `probe::Baselines`).
     NoDrop,
 }
 

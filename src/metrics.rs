@@ -2,6 +2,7 @@
 //! labels are fixed by SPEC (dashboards and alert rules read them); the
 //! environment is a constant label on every series.
 
+mod guard;
 mod state;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, 
 use crate::config::{Check, Config};
 use crate::probe::{ProbeEvent, ProbeObserver};
 
+pub use guard::GuardMetrics;
 pub use state::Sources;
 use state::StateGauges;
 
@@ -23,6 +25,7 @@ pub struct Metrics {
     check_budget: GaugeVec,
     check_up: GaugeVec,
     state: StateGauges,
+    pub guard: GuardMetrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,7 @@ impl Metrics {
                 &["check"],
             )?,
             state: StateGauges::register(&registry)?,
+            guard: GuardMetrics::register(&registry, config)?,
             registry,
         };
         m.register_all()?;

@@ -5,14 +5,18 @@
 //! moment its budget elapses while it still runs (so detection never waits
 //! for the timeout), then `Finished` with the final result.
 
+mod baseline;
 mod board;
+mod confirm;
 mod expect;
 pub mod http;
 mod outcome;
 mod ratelimit;
 mod scheduler;
 
+pub use baseline::Baselines;
 pub use board::{Board, CheckStatus};
+pub use confirm::Confirmations;
 pub use http::Prober;
 pub use outcome::{Outcome, ProbeResult};
 pub use ratelimit::HostLimiter;

@@ -108,6 +108,7 @@ async fn a_failing_check_makes_the_gate_no_go_with_a_reason_a_person_can_act_on(
         latency_ms: 0,
         status: Some(503),
         error_rate: 0.0,
+        json: None,
     });
     eventually(Duration::from_secs(5), "the gate turns no-go", || async {
         g.get("/api/v1/gate?environment=prod").await.0 == 409
@@ -128,6 +129,7 @@ async fn a_confirmed_breach_opens_an_incident_counted_in_metrics_and_revenue_at_
         latency_ms: 0,
         status: Some(500),
         error_rate: 0.0,
+        json: None,
     });
     eventually(Duration::from_secs(5), "an incident opens", || async {
         g.get("/api/v1/incidents").await.1["incidents"].as_array().is_some_and(|l| !l.is_empty())

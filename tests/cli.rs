@@ -50,7 +50,7 @@ async fn probe_prints_a_table_and_exits_0_when_every_check_is_good() {
 #[tokio::test]
 async fn probe_exits_1_and_says_why_when_a_check_is_bad() {
     let sim = Simulator::start(IpAddr::V4(Ipv4Addr::LOCALHOST), [0, 0, 0], CancellationToken::new()).await.unwrap();
-    sim.faults().set(Fault { path: "/api/payments/health".into(), latency_ms: 0, status: Some(503), error_rate: 0.0 });
+    sim.faults().set(Fault { status: Some(503), ..Fault::on("/api/payments/health") });
     let dir = tempfile::tempdir().unwrap();
     let config = example_config(&sim, &dir);
     let (code, stdout, _) =
@@ -92,21 +92,24 @@ fn sim_serves_on_the_ports_it_prints_and_exits_0_on_sigterm() {
 }
 
 #[test]
-fn demo_plays_the_payments_story_and_exits_0() {
+fn demo_plays_the_bad_rollout_story_and_exits_0() {
     let out = Command::new(BIN).arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let events: Vec<&str> = stdout.lines().filter_map(|l| l.split_once(">>> ").map(|(_, e)| e)).collect();
     let expected = [
         "gate: GO",
-        "injected 3500ms latency on /api/payments/health",
-        "payments-health is BAD",
-        "incident inc-payments-health-",
-        "gate: NO-GO (check_failing, incident_open)",
-        "fault cleared",
+        "deploying nextgen-dashboard:1.8.2",
+        "guardian PAUSED the rollout of nextgen-dashboard:1.8.2",
+        "guardian ROLLED BACK nextgen-dashboard to nextgen-dashboard:1.8.1",
+        "nextgen-dashboard:1.8.1 is fully rolled out again",
         "incident closed after",
         "gate: GO again",
     ];
+    // Seen within the same tick as the pause, so only their presence is fixed.
+    for also in ["payments-health is BAD", "incident inc-payments-health-", "gate: NO-GO (", "business team notified"] {
+        assert!(events.iter().any(|e| e.starts_with(also)), "{also:?} missing in:\n{stdout}");
+    }
     let mut at = 0;
     for want in expected {
         let found = events[at..].iter().position(|e| e.starts_with(want));

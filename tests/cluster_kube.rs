@@ -5,9 +5,11 @@
 
 mod support;
 
+use futures_util::StreamExt;
 use guardian::cluster::{Cluster, Error, KubeCluster, RolledBack, TargetRef};
 use guardian::config::TargetKind;
 use serde_json::json;
+use support::fake_apiserver::objects::template_without_hash;
 use support::fake_apiserver::{FakeApiServer, Matcher};
 
 const NS: &str = "blueocean-nextgen-prod";
@@ -54,13 +56,33 @@ async fn a_bad_rollout_is_seen_paused_and_rolled_back_with_exactly_two_patches()
             (w.method.as_str(), w.path.as_str()),
             ("PATCH", "/apis/apps/v1/namespaces/blueocean-nextgen-prod/deployments/nextgen-dashboard")
         );
-        assert_eq!(w.content_type.as_deref(), Some("application/merge-patch+json"));
     }
+    let content_types: Vec<_> = writes.iter().map(|w| w.content_type.as_deref()).collect();
+    assert_eq!(content_types, [Some("application/merge-patch+json"), Some("application/json-patch+json")]);
     assert_eq!(writes[0].body["spec"], json!({"paused": true}));
     assert_eq!(
         writes[0].body["metadata"]["annotations"]["guardian.blueocean.io/reason"],
         "payments-health over its 3s budget"
     );
+    // The rollback: the version it was planned from (after the pause), the old template whole, unpaused, annotated.
+    let sets = fake.replica_sets_of(NS, "nextgen-dashboard");
+    let old_template = template_without_hash(&sets[0]);
+    let ops = writes[1].body.as_array().unwrap();
+    let paths: Vec<(&str, &str)> =
+        ops.iter().map(|op| (op["op"].as_str().unwrap(), op["path"].as_str().unwrap())).collect();
+    assert_eq!(
+        paths,
+        [
+            ("replace", "/metadata/resourceVersion"),
+            ("replace", "/spec/template"),
+            ("add", "/spec/paused"),
+            ("add", "/metadata/annotations/guardian.blueocean.io~1rolled-back-from"),
+            ("add", "/metadata/annotations/guardian.blueocean.io~1rolled-back-to"),
+        ]
+    );
+    assert!(ops[0]["value"].is_string());
+    assert_eq!(ops[1]["value"], old_template);
+    assert_eq!((&ops[2]["value"], &ops[3]["value"]), (&json!(false), &json!("2")));
     let d = fake.get_object("apps/v1", "deployments", NS, "nextgen-dashboard").unwrap();
     assert_eq!(image_of(&d), format!("{IMAGE}:1.8.1"));
     assert_eq!(d["spec"]["paused"], false);
@@ -74,6 +96,71 @@ async fn a_bad_rollout_is_seen_paused_and_rolled_back_with_exactly_two_patches()
         "the old template is running again (revision {:?})",
         after["metadata"]["annotations"]
     );
+}
+
+#[tokio::test]
+async fn the_rollback_replaces_the_template_whole_so_keys_only_the_new_one_has_are_gone() {
+    let fake = FakeApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(&fake, &dir).await;
+    let t = target(TargetKind::Deployment, "nextgen-dashboard");
+    let seeded = fake.seed_deployment(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.1"), 7);
+    let old_template = seeded["spec"]["template"].clone();
+    let settled = c.rollout(&t).await.unwrap();
+    // `kubectl rollout restart` plus a new env var and image: keys the old template does not have.
+    let mut d = fake.get_object("apps/v1", "deployments", NS, "nextgen-dashboard").unwrap();
+    let template = &mut d["spec"]["template"];
+    template["metadata"]["annotations"] = json!({"kubectl.kubernetes.io/restartedAt": "2026-11-26T11:58:00Z"});
+    template["spec"]["containers"][0]["image"] = json!(format!("{IMAGE}:1.8.2"));
+    template["spec"]["containers"][0]["env"] = json!([{"name": "FEATURE_NEW_CHECKOUT", "value": "true"}]);
+    d["metadata"]["generation"] = json!(2);
+    fake.put_object(d);
+    fake.sync_deployment(NS, "nextgen-dashboard");
+    let rolling = c.rollout(&t).await.unwrap();
+    assert!(rolling.rolling_out && rolling.revision == Some(2), "{rolling:?}");
+    let mut events = c.watch(vec![t.clone()]);
+    assert_eq!(events.next().await.unwrap().state, Ok(rolling.clone()));
+
+    assert_eq!(c.roll_back(&t).await, Ok(RolledBack { from_revision: 2, to_revision: 1 }));
+    let after = fake.sync_deployment(NS, "nextgen-dashboard");
+    assert_eq!(after["spec"]["template"], old_template, "exactly the old template, no extra keys");
+    assert_eq!(after["spec"]["replicas"], 7, "replicas untouched");
+    assert_eq!(after["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
+    let restored = c.rollout(&t).await.unwrap();
+    assert_eq!(restored.template, settled.template);
+    assert_eq!(restored.rolled_back_to.as_deref(), Some(settled.template.as_str()));
+    assert!(!restored.paused);
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let state = events.next().await.unwrap().state.unwrap();
+            if state == restored {
+                return state;
+            }
+        }
+    })
+    .await
+    .expect("the watch shows the rolled-back state");
+    assert_eq!(seen.rolled_back_to, Some(settled.template));
+}
+
+#[tokio::test]
+async fn a_deployment_changed_between_plan_and_patch_is_a_conflict_from_the_server() {
+    let fake = FakeApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(&fake, &dir).await;
+    let t = target(TargetKind::Deployment, "nextgen-dashboard");
+    fake.seed_deployment(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.1"), 5);
+    fake.simulate_rollout(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.2"));
+    // The rollback's PATCH is held while someone else rolls out 1.8.3: its resourceVersion is stale (a real 409).
+    fake.delay_next(1, Matcher::method("PATCH"), std::time::Duration::from_millis(300));
+    let (result, ()) = tokio::join!(c.roll_back(&t), async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        fake.simulate_rollout(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.3"));
+    });
+    assert_eq!(result, Err(Error::Conflict(t.clone())));
+    let d = fake.get_object("apps/v1", "deployments", NS, "nextgen-dashboard").unwrap();
+    assert_eq!(image_of(&d), format!("{IMAGE}:1.8.3"), "the newer change stands");
+    assert!(d["metadata"]["annotations"].get("guardian.blueocean.io/rolled-back-from").is_none());
 }
 
 #[tokio::test]

@@ -104,7 +104,7 @@ async fn a_slow_payments_endpoint_turns_the_check_bad_before_its_probe_ends() {
     let sim = sim().await;
     let g = Guardian::start(&config(&sim), &[("NEXTGEN_TOKEN", SECRET)]);
     eventually(Duration::from_secs(10), "ready", || async { get(&g.url("/readyz")).await.0 == 200 }).await;
-    sim.faults().set(Fault { path: "/api/payments/health".into(), latency_ms: 20_000, status: None, error_rate: 0.0 });
+    sim.faults().set(Fault { latency_ms: 20_000, ..Fault::on("/api/payments/health") });
     eventually(Duration::from_secs(5), "payments-health over budget while its probe still runs", || async {
         let status: serde_json::Value = serde_json::from_str(&get(&g.url("/api/v1/status")).await.1).unwrap();
         let p = &status["checks"][1];
@@ -119,7 +119,7 @@ async fn a_slow_payments_endpoint_turns_the_check_bad_before_its_probe_ends() {
 #[tokio::test]
 async fn readiness_names_the_checks_that_have_no_result_yet() {
     let sim = sim().await;
-    sim.faults().set(Fault { path: "/api/payments/health".into(), latency_ms: 20_000, status: None, error_rate: 0.0 });
+    sim.faults().set(Fault { latency_ms: 20_000, ..Fault::on("/api/payments/health") });
     let g = Guardian::start(&config(&sim), &[("NEXTGEN_TOKEN", SECRET)]);
     eventually(Duration::from_secs(5), "the other checks have results", || async {
         let status: serde_json::Value = serde_json::from_str(&get(&g.url("/api/v1/status")).await.1).unwrap();
@@ -134,7 +134,7 @@ async fn sigterm_stops_within_five_seconds_even_with_probes_in_flight() {
     let sim = sim().await;
     let mut g = Guardian::start(&config(&sim), &[("NEXTGEN_TOKEN", SECRET)]);
     // Every payments probe now hangs for 20 s: several are in flight at the signal.
-    sim.faults().set(Fault { path: "/api/payments/health".into(), latency_ms: 20_000, status: None, error_rate: 0.0 });
+    sim.faults().set(Fault { latency_ms: 20_000, ..Fault::on("/api/payments/health") });
     eventually(Duration::from_secs(5), "a payments probe in flight over budget", || async {
         get(&g.url("/api/v1/status")).await.1.contains(r#""over_budget_in_flight":true"#)
     })

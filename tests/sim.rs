@@ -60,6 +60,12 @@ impl Running {
         read(res).await
     }
 
+    async fn clear_faults(&self) {
+        let url = format!("http://{}/sim/faults", self.sim.landing());
+        let res = self.http.delete(url).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
     async fn timed_get(&self, path: &str) -> (u16, Duration) {
         let started = Instant::now();
         let (status, _) = self.get(self.sim.landing(), path).await;
@@ -237,6 +243,126 @@ async fn faults_set_in_process_act_like_faults_set_over_http() {
     sim.sim.faults().clear();
     let (status, _) = sim.get(sim.sim.dashboard(), "/api/customers/count").await;
     assert_eq!(status, 200);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_json_fault_changes_the_business_data_and_keeps_the_rest_of_the_body() {
+    let sim = start().await;
+    let (_, before) = sim.get(sim.sim.dashboard(), "/api/customers/count").await;
+    let (status, echo) = sim.post_fault(r#"{"path":"/api/customers/count","json":{"count":1200}}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(echo["fault"]["json"], json!({"count": 1200}));
+    let (status, after) = sim.get(sim.sim.dashboard(), "/api/customers/count").await;
+    assert_eq!(status, 200);
+    assert_eq!(after["count"], 1200);
+    let mut want = before;
+    want["count"] = json!(1200);
+    assert_eq!(after, want, "every other field is kept");
+    let (_, landing) = sim.get(sim.sim.landing(), "/api/customers/count").await;
+    assert_eq!(landing["count"], 1200, "one fault table drives every port");
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_json_fault_merges_nested_objects_and_null_removes_a_field() {
+    let sim = start().await;
+    let patch = r#"{"path":"/api/customers/count","json":{"segments":{"enterprise":0,"smb":null},"churned_30d":null}}"#;
+    assert_eq!(sim.post_fault(patch).await.0, 200);
+    let (_, body) = sim.get(sim.sim.dashboard(), "/api/customers/count").await;
+    assert_eq!(body["segments"], json!({"mid_market": 287, "enterprise": 0}));
+    assert!(body.get("churned_30d").is_none(), "{body}");
+    assert_eq!((body["count"].as_u64(), body["active"].as_u64()), (Some(CUSTOMER_COUNT), Some(1187)));
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_json_fault_leaves_other_paths_untouched() {
+    let sim = start().await;
+    let mut before = Vec::new();
+    for path in BUSINESS_PATHS {
+        before.push(sim.get(sim.sim.dashboard(), path).await.1);
+    }
+    sim.post_fault(r#"{"path":"/api/domains/count","json":{"count":229}}"#).await;
+    for (path, before) in BUSINESS_PATHS.into_iter().zip(before) {
+        let (status, body) = sim.get(sim.sim.dashboard(), path).await;
+        assert_eq!(status, 200, "{path}");
+        if path == "/api/domains/count" {
+            assert_eq!(body, json!({"count": 229}));
+        } else {
+            assert_eq!(body, before, "{path}");
+        }
+    }
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_wildcard_json_fault_patches_every_business_path_but_not_the_errors() {
+    let sim = start().await;
+    sim.post_fault(r#"{"path":"*","json":{"status":"degraded"}}"#).await;
+    for addr in [sim.sim.landing(), sim.sim.dashboard()] {
+        for path in BUSINESS_PATHS {
+            let (status, body) = sim.get(addr, path).await;
+            assert_eq!((status, &body["status"]), (200, &json!("degraded")), "{addr}{path}");
+        }
+    }
+    let (_, admin) = sim.get(sim.sim.admin(), "/api/admin/health").await;
+    assert_eq!(admin["status"], "degraded");
+    let (status, body) = sim.get(sim.sim.landing(), "/api/nope").await;
+    assert_eq!((status, body), (404, json!({"error": "not found", "path": "/api/nope"})));
+    let (_, listed) = sim.get(sim.sim.landing(), "/sim/faults").await;
+    assert!(listed.get("status").is_none(), "the wildcard never reaches /sim/: {listed}");
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_faults_clears_a_json_fault() {
+    let sim = start().await;
+    sim.post_fault(r#"{"path":"/api/customers/count","json":{"count":1200}}"#).await;
+    assert_eq!(sim.get(sim.sim.dashboard(), "/api/customers/count").await.1["count"], 1200);
+    sim.clear_faults().await;
+    let (status, body) = sim.get(sim.sim.dashboard(), "/api/customers/count").await;
+    assert_eq!((status, &body["count"]), (200, &json!(CUSTOMER_COUNT)));
+    assert!(sim.sim.faults().list().is_empty());
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_json_fault_that_is_not_an_object_is_refused_naming_the_field() {
+    let sim = start().await;
+    for bad in ["1200", r#""1200""#, "[1200]", "true"] {
+        let body = format!(r#"{{"path":"/api/customers/count","json":{bad}}}"#);
+        let (status, answer) = sim.post_fault(&body).await;
+        assert_eq!(status, 400, "{body}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.starts_with("invalid fault: json must be an object"), "{message}");
+    }
+    assert!(sim.sim.faults().list().is_empty());
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_json_fault_with_latency_still_delays_and_with_a_status_still_fails() {
+    let sim = start().await;
+    sim.post_fault(r#"{"path":"/api/customers/count","latency_ms":300,"json":{"count":1200}}"#).await;
+    let started = Instant::now();
+    let (status, body) = sim.get(sim.sim.landing(), "/api/customers/count").await;
+    assert!(started.elapsed() >= Duration::from_millis(300), "took {:?}", started.elapsed());
+    assert_eq!((status, &body["count"]), (200, &json!(1200)));
+    sim.post_fault(r#"{"path":"/api/customers/count","status":503,"json":{"count":1200}}"#).await;
+    let (status, body) = sim.get(sim.sim.landing(), "/api/customers/count").await;
+    assert_eq!((status, body), (503, json!({"error": "injected fault"})));
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_json_fault_set_in_process_acts_like_one_set_over_http() {
+    let sim = start().await;
+    sim.sim.faults().set(Fault::on("/api/customers/count").with_json(json!({"count": 1200})));
+    let (_, body) = sim.get(sim.sim.dashboard(), "/api/customers/count").await;
+    assert_eq!((&body["count"], &body["active"]), (&json!(1200), &json!(1187)));
+    let (_, listed) = sim.get(sim.sim.landing(), "/sim/faults").await;
+    assert_eq!(listed["faults"][0]["json"], json!({"count": 1200}));
     sim.stop().await;
 }
 

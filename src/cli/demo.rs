@@ -1,10 +1,12 @@
 //! `guardian demo`: the NEXTGEN story on the embedded defaults. Starts the
 //! simulator and a guardian on SQLite probing it with
-//! `examples/nextgen.yaml`, with a month of healthy history and a fresh
-//! backup. Then payments slow down to 3.5 s: the check turns bad the moment a
-//! probe passes its 3 s budget, an incident opens, the gate says no-go; the
-//! fault is cleared, the incident closes with its revenue at risk, the gate
-//! says go again. Exit 0 when the story played as expected.
+//! `examples/nextgen.yaml`, with a month of healthy history, a fresh backup
+//! and the guard in simulated mode (an in-memory cluster). Then
+//! nextgen-dashboard 1.8.2 goes out and slows payments to 3.5 s: the check
+//! turns bad the moment a probe passes its 3 s budget, confirmation probes
+//! confirm it, the guardian pauses the rollout, rolls back to 1.8.1 and
+//! notifies; the gate says no-go until the incident closes and the rollout
+//! settles, then go. Exit 0 when the story played as expected.
 
 mod story;
 
@@ -18,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, Config, ConnUrl, MapEnv};
+use crate::config::{self, Config, ConnUrl, GuardMode, MapEnv};
 use crate::gate::Backup;
 use crate::shutdown;
 use crate::sim::Simulator;
@@ -55,9 +57,12 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         Backup { environment: app.config.environment, id: "nightly-demo".into(), completed_at: clock.now(), ok: true };
     app.gatekeeper.record_backup(backup);
     println!("backup nightly-demo reported (the gate requires one within 24h)\n");
+    let cluster = app.guard.as_ref().and_then(|g| g.simulated.clone()).context("the demo needs the simulated guard")?;
+    cluster.add(&story::dashboard(), story::GOOD);
+    println!("guard: simulated cluster, nextgen-dashboard running {}", story::GOOD);
     let running = app.start(listener, stop.clone());
     let story = tokio::select! {
-        story = story::play(&app, &sim, args.duration) => Some(story),
+        story = story::play(&app, &sim, &cluster, args.duration) => Some(story),
         () = shutdown::signal() => None,
     };
     println!("\n{}", story::table(&app.board.snapshot()));
@@ -78,6 +83,7 @@ fn demo_config(sim: &Simulator) -> anyhow::Result<Config> {
         config::parse(&text, "examples/nextgen.yaml", &MapEnv::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     // The embedded default, in a file of its own so a demo never mixes with a real guardian.db.
     config.storage_url = ConnUrl::new(format!("sqlite://{}", demo_db().display()));
+    config.guard.mode = GuardMode::Simulated;
     Ok(config)
 }
 

@@ -4,7 +4,8 @@
 //! reads exactly what the API returns.
 //!
 //! Deployments: pause is a merge patch of `spec.paused` plus annotations;
-//! rollback is `kubectl rollout undo`'s patch, sent with the
+//! rollback is `kubectl rollout undo`'s change as a JSON Patch (the old pod
+//! template replaces `spec.template` whole), sent with the
 //! `resourceVersion` it was planned from, so a concurrent change is a 409
 //! (re-read and decide again), never a blind overwrite. Argo Rollouts:
 //! pause is `spec.paused: true`; rollback is `status.abort: true` on the
@@ -13,12 +14,14 @@
 //! 409 as `Conflict`, for the caller's back-off.
 
 use async_trait::async_trait;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use super::{Cluster, Error, Result, RolledBack, RolloutState, TargetRef};
+use super::{Cluster, Error, ROLLED_BACK_TO, Result, RolledBack, RolloutState, TargetEvent, TargetRef};
 use crate::config::TargetKind;
 use crate::guard::{DeploymentState, ReplicaSetView, plan_rollback};
 
@@ -97,18 +100,83 @@ impl Cluster for KubeCluster {
             return Ok(RolledBack { from_revision: revision, to_revision: revision.saturating_sub(1) });
         }
         let sets = self.replica_sets(target, &obj).await?;
-        let plan = plan_rollback(&obj, &sets).map_err(|e| match e {
+        let mut plan = plan_rollback(&obj, &sets).map_err(|e| match e {
             crate::guard::PlanError::NoPreviousRevision { current } => {
                 Error::NoPreviousRevision { target: target.clone(), current }
             }
             other => unavailable(target, other.to_string()),
         })?;
-        let mut body = plan.patch.clone();
-        // Planned from this version: if the Deployment changed since, the API answers 409.
-        body["metadata"]["resourceVersion"] = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-        self.patch(target, Kind::Deployment, false, &body).await?;
+        plan.annotations.insert(ROLLED_BACK_TO.into(), fingerprint(&plan.template));
+        // A JSON Patch, as `kubectl rollout undo` replaces `spec.template` whole: a merge patch would keep keys
+        // only the newer template has. It sets the resourceVersion the plan was made from: if the Deployment
+        // changed since, the API answers 409 (re-read and decide again).
+        let ops = serde_json::from_value(plan.json_patch()).map_err(|e| unavailable(target, e.to_string()))?;
+        let api = self.api(target, Kind::Deployment);
+        api.patch(&target.name, &PatchParams::default(), &Patch::<()>::Json(ops))
+            .await
+            .map_err(|e| error(target, e))?;
         Ok(RolledBack { from_revision: plan.from_revision, to_revision: plan.to_revision })
     }
+
+    /// One kube-runtime watcher per target (a field selector on its name):
+    /// list, then watch, re-listing after a 410 and backing off on errors.
+    fn watch(&self, targets: Vec<TargetRef>) -> BoxStream<'static, TargetEvent> {
+        let streams = targets.into_iter().map(|target| {
+            let api = self.api(&target, Kind::of(target.kind));
+            let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
+            // Whether the current (re-)list has shown the object: a list that ends
+            // without it means it was deleted while the watch was down.
+            let mut listed = false;
+            // The last state sent: a write that leaves the rollout state as it was
+            // (status churn while pods become ready, the same object re-listed) is
+            // no change, as in the memory backend.
+            let mut last: Option<Result<RolloutState>> = None;
+            watcher::watcher(api, config)
+                .default_backoff()
+                .filter_map(move |event| {
+                    let target = target.clone();
+                    let event = match event {
+                        Ok(watcher::Event::Init) => {
+                            listed = false;
+                            None
+                        }
+                        Ok(watcher::Event::InitDone) if listed => None,
+                        Ok(watcher::Event::InitDone) => {
+                            Some(TargetEvent { state: Err(Error::NotFound(target.clone())), target })
+                        }
+                        Ok(watcher::Event::InitApply(obj)) => {
+                            listed = true;
+                            Some(to_event(target, Ok(watcher::Event::Apply(obj))))
+                        }
+                        other => Some(to_event(target, other)),
+                    };
+                    let event = event.filter(|e| last.as_ref() != Some(&e.state));
+                    if let Some(e) = &event {
+                        last = Some(e.state.clone());
+                    }
+                    async move { event }
+                })
+                .boxed()
+        });
+        stream::select_all(streams).boxed()
+    }
+}
+
+/// A target event from a watcher event (list bookkeeping is handled by the caller).
+fn to_event(target: TargetRef, event: Result<watcher::Event<DynamicObject>, watcher::Error>) -> TargetEvent {
+    let state = match event {
+        Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => match serde_json::to_value(&obj) {
+            Ok(v) => Ok(match target.kind {
+                TargetKind::Deployment => deployment_state(&v),
+                TargetKind::Rollout => argo_state(&v),
+            }),
+            Err(e) => Err(unavailable(&target, e.to_string())),
+        },
+        Ok(watcher::Event::Delete(_)) => Err(Error::NotFound(target.clone())),
+        Ok(watcher::Event::Init | watcher::Event::InitDone) => Err(unavailable(&target, "listing".into())),
+        Err(e) => Err(unavailable(&target, format!("watch failed: {e}"))),
+    };
+    TargetEvent { target, state }
 }
 
 fn deployment_state(obj: &Value) -> RolloutState {
@@ -121,6 +189,11 @@ fn deployment_state(obj: &Value) -> RolloutState {
         revision: revision(obj),
         template: fingerprint(&template),
         paused: obj.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false),
+        rolled_back_to: obj
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ROLLED_BACK_TO))
+            .and_then(Value::as_str)
+            .map(String::from),
     }
 }
 
@@ -128,9 +201,12 @@ fn deployment_state(obj: &Value) -> RolloutState {
 fn argo_state(obj: &Value) -> RolloutState {
     let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     let (current, stable) = (text("/status/currentPodHash"), text("/status/stableRS"));
+    // An aborted Rollout runs its stable pods again: that is Argo's rollback.
+    let aborted = obj.pointer("/status/abort").and_then(Value::as_bool).unwrap_or(false);
     RolloutState {
         rolling_out: !current.is_empty() && current != stable,
         revision: revision(obj),
+        rolled_back_to: aborted.then(|| current.clone()),
         template: current,
         paused: obj.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false),
     }

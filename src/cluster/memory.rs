@@ -5,17 +5,31 @@
 //! can assert the exact calls with nothing extra.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use jiff::Timestamp;
+use tokio::sync::watch;
 
-use super::{Cluster, Error, Result, RolledBack, RolloutState, TargetRef};
+use super::{Cluster, Error, ROLLED_BACK_TO, Result, RolledBack, RolloutState, TargetEvent, TargetRef};
 
-#[derive(Default)]
 pub struct MemoryCluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     targets: Mutex<BTreeMap<TargetRef, Workload>>,
-    calls: Mutex<Vec<String>>,
+    calls: Mutex<Vec<(tokio::time::Instant, String)>>,
+    /// Bumped on every change, so watchers wake and compare.
+    changes: watch::Sender<u64>,
+}
+
+impl Default for MemoryCluster {
+    fn default() -> Self {
+        let inner = Inner { targets: Mutex::default(), calls: Mutex::default(), changes: watch::Sender::new(0) };
+        Self { inner: Arc::new(inner) }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +44,17 @@ struct Workload {
 impl Workload {
     fn current(&self) -> (u64, &str) {
         self.revisions.iter().next_back().map_or((0, ""), |(r, t)| (*r, t.as_str()))
+    }
+
+    fn state(&self) -> RolloutState {
+        let (revision, template) = self.current();
+        RolloutState {
+            rolling_out: self.rolling_out,
+            revision: Some(revision),
+            template: template.to_string(),
+            paused: self.paused,
+            rolled_back_to: self.annotations.get(ROLLED_BACK_TO).cloned(),
+        }
     }
 }
 
@@ -46,7 +71,8 @@ impl MemoryCluster {
             paused: false,
             annotations: BTreeMap::new(),
         };
-        self.lock_targets().insert(target.clone(), w);
+        self.inner.lock_targets().insert(target.clone(), w);
+        self.inner.changed();
     }
 
     /// A deploy: `template` becomes the next revision, rolling out.
@@ -68,41 +94,52 @@ impl MemoryCluster {
     }
 
     pub fn annotation(&self, target: &TargetRef, key: &str) -> Option<String> {
-        self.lock_targets().get(target)?.annotations.get(key).cloned()
+        self.inner.lock_targets().get(target)?.annotations.get(key).cloned()
     }
 
     /// Every pause and rollback asked of it, in order.
     pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.calls_at().into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// The same, with when each was asked (for timings in the demo and benches).
+    pub fn calls_at(&self) -> Vec<(tokio::time::Instant, String)> {
+        self.inner.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn record(&self, call: String) {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(call);
+        self.inner.calls.lock().unwrap_or_else(|p| p.into_inner()).push((tokio::time::Instant::now(), call));
     }
 
+    fn with<T>(&self, target: &TargetRef, f: impl FnOnce(&mut Workload) -> Result<T>) -> Result<T> {
+        let done = {
+            let mut targets = self.inner.lock_targets();
+            let w = targets.get_mut(target).ok_or_else(|| Error::NotFound(target.clone()))?;
+            f(w)
+        };
+        self.inner.changed();
+        done
+    }
+}
+
+impl Inner {
     fn lock_targets(&self) -> std::sync::MutexGuard<'_, BTreeMap<TargetRef, Workload>> {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with<T>(&self, target: &TargetRef, f: impl FnOnce(&mut Workload) -> Result<T>) -> Result<T> {
-        let mut targets = self.lock_targets();
-        let w = targets.get_mut(target).ok_or_else(|| Error::NotFound(target.clone()))?;
-        f(w)
+    fn changed(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn state(&self, target: &TargetRef) -> Result<RolloutState> {
+        self.lock_targets().get(target).map(Workload::state).ok_or_else(|| Error::NotFound(target.clone()))
     }
 }
 
 #[async_trait]
 impl Cluster for MemoryCluster {
     async fn rollout(&self, target: &TargetRef) -> Result<RolloutState> {
-        self.with(target, |w| {
-            let (revision, template) = w.current();
-            Ok(RolloutState {
-                rolling_out: w.rolling_out,
-                revision: Some(revision),
-                template: template.to_string(),
-                paused: w.paused,
-            })
-        })
+        self.inner.state(target)
     }
 
     async fn pause(&self, target: &TargetRef, reason: &str, at: Timestamp) -> Result<()> {
@@ -129,8 +166,36 @@ impl Cluster for MemoryCluster {
             w.paused = false;
             w.rolling_out = true;
             w.annotations.insert("guardian.blueocean.io/rolled-back-from".into(), current.to_string());
+            w.annotations.insert(ROLLED_BACK_TO.into(), w.current().1.to_string());
             Ok(RolledBack { from_revision: current, to_revision: old })
         })
+    }
+
+    /// Emits each target's state first, then whenever it differs from the
+    /// last one emitted.
+    fn watch(&self, targets: Vec<TargetRef>) -> BoxStream<'static, TargetEvent> {
+        let (inner, changes) = (self.inner.clone(), self.inner.changes.subscribe());
+        let last: Vec<Option<Result<RolloutState>>> = vec![None; targets.len()];
+        stream::unfold(
+            (inner, changes, targets, last, true),
+            |(inner, mut changes, targets, mut last, first)| async move {
+                if !first && changes.changed().await.is_err() {
+                    return None;
+                }
+                changes.borrow_and_update();
+                let mut events = Vec::new();
+                for (target, seen) in targets.iter().zip(last.iter_mut()) {
+                    let state = inner.state(target);
+                    if seen.as_ref() != Some(&state) {
+                        *seen = Some(state.clone());
+                        events.push(TargetEvent { target: target.clone(), state });
+                    }
+                }
+                Some((stream::iter(events), (inner, changes, targets, last, false)))
+            },
+        )
+        .flatten()
+        .boxed()
     }
 }
 
@@ -164,6 +229,7 @@ mod tests {
         let s = c.rollout(&t).await.unwrap();
         assert_eq!((s.template.as_str(), s.revision, s.paused), ("dashboard:1.8.1", Some(3), false));
         assert_eq!(c.annotation(&t, "guardian.blueocean.io/rolled-back-from").as_deref(), Some("2"));
+        assert_eq!(s.rolled_back_to.as_deref(), Some("dashboard:1.8.1"));
         assert_eq!(
             c.calls(),
             [
@@ -183,5 +249,20 @@ mod tests {
         assert_eq!(c.rollout(&other).await, Err(Error::NotFound(other.clone())));
         assert!(!Error::NotFound(other.clone()).is_transient());
         assert!(Error::Conflict(other).is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_watch_sees_the_current_state_then_each_change() {
+        let c = MemoryCluster::new();
+        let t = dashboard();
+        c.add(&t, "dashboard:1.8.1");
+        let mut events = c.watch(vec![t.clone()]);
+        let first = events.next().await.unwrap().state.unwrap();
+        assert!(!first.rolling_out && first.template == "dashboard:1.8.1");
+        c.start_rollout(&t, "dashboard:1.8.2").unwrap();
+        let second = events.next().await.unwrap().state.unwrap();
+        assert!(second.rolling_out && second.template == "dashboard:1.8.2");
+        c.complete_rollout(&t).unwrap();
+        assert!(!events.next().await.unwrap().state.unwrap().rolling_out);
     }
 }

@@ -3,7 +3,14 @@
 //! `deployment.kubernetes.io/revision` below the current one, copy its pod
 //! template without the `pod-template-hash` label into `spec.template`, set
 //! `spec.paused` to false, and annotate where it came from. Replicas are
-//! never touched: the HPA owns them. Pure: it returns the patch to send.
+//! never touched: the HPA owns them. Pure: it returns the plan, and the
+//! RFC 6902 JSON Patch to send, which replaces `spec.template` whole (a merge
+//! patch would keep keys only the newer template has, such as the
+//! `kubectl.kubernetes.io/restartedAt` annotation of `kubectl rollout
+//! restart` or an added env var) and carries the `resourceVersion` the plan
+//! was made from, so a Deployment changed since is a 409, not an overwrite.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
@@ -37,14 +44,51 @@ impl ReplicaSetView {
     }
 }
 
-/// A rollback to send: the merge patch and the revisions it moves between.
+/// A rollback to send: the revisions it moves between, the template it puts
+/// back and the annotations it adds; [`RollbackPlan::json_patch`] is the body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollbackPlan {
     pub from_revision: u64,
     pub to_revision: u64,
     pub to_replica_set: String,
-    /// A merge patch for the Deployment.
-    pub patch: Value,
+    /// The `resourceVersion` of the Deployment the plan was made from.
+    pub resource_version: Option<String>,
+    /// The pod template to put back, whole, without `pod-template-hash`.
+    pub template: Value,
+    /// Annotations to add to the Deployment (`rolled-back-from`; the caller
+    /// may add more, such as `rolled-back-to`).
+    pub annotations: BTreeMap<String, String>,
+    /// Whether the Deployment has a `metadata.annotations` map to add into.
+    pub has_annotations: bool,
+}
+
+impl RollbackPlan {
+    /// The RFC 6902 JSON Patch (`application/json-patch+json`) for the
+    /// Deployment: `resourceVersion` as planned (a 409 if it changed since),
+    /// `spec.template` replaced whole, `spec.paused` false and the
+    /// annotations. Nothing else, replicas least of all.
+    pub fn json_patch(&self) -> Value {
+        let mut ops = Vec::new();
+        if let Some(rv) = &self.resource_version {
+            ops.push(json!({"op": "replace", "path": "/metadata/resourceVersion", "value": rv}));
+        }
+        ops.push(json!({"op": "replace", "path": "/spec/template", "value": self.template}));
+        ops.push(json!({"op": "add", "path": "/spec/paused", "value": false}));
+        if self.has_annotations {
+            for (key, value) in &self.annotations {
+                let path = format!("/metadata/annotations/{}", escape(key));
+                ops.push(json!({"op": "add", "path": path, "value": value}));
+            }
+        } else if !self.annotations.is_empty() {
+            ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": self.annotations}));
+        }
+        Value::Array(ops)
+    }
+}
+
+/// One JSON Pointer token (RFC 6901): `~` is `~0`, `/` is `~1`.
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,11 +119,15 @@ pub fn plan_rollback(deployment: &Value, replica_sets: &[ReplicaSetView]) -> Res
     if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
         labels.remove(HASH_LABEL);
     }
-    let patch = json!({
-        "metadata": { "annotations": { ROLLED_BACK_FROM: current.to_string() } },
-        "spec": { "template": template, "paused": false },
-    });
-    Ok(RollbackPlan { from_revision: current, to_revision, to_replica_set: rs.name.clone(), patch })
+    Ok(RollbackPlan {
+        from_revision: current,
+        to_revision,
+        to_replica_set: rs.name.clone(),
+        resource_version: deployment.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from),
+        template,
+        annotations: BTreeMap::from([(ROLLED_BACK_FROM.to_string(), current.to_string())]),
+        has_annotations: deployment.pointer("/metadata/annotations").is_some_and(Value::is_object),
+    })
 }
 
 fn revision_of(object: &Value) -> Option<u64> {

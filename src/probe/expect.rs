@@ -1,13 +1,36 @@
 //! Checks a response body against a check's expectations: `body_contains`
 //! and JSON Pointer (RFC 6901) assertions. Every failure says what was found
 //! and what was expected; a body that is not JSON is a failure, not a panic.
+//!
+//! Pure: `no_drop` reads its baselines through a lookup and hands back the
+//! first values it saw; `baseline.rs` keeps the state.
 
 use serde_json::Value;
 
 use crate::config::{Expect, JsonAssertion, JsonOp};
 
-/// `Ok` when the body meets every expectation, else the first reason it does not.
-pub fn evaluate(expect: &Expect, body: &[u8]) -> Result<(), String> {
+/// Where one `no_drop` path stands for the check being judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Baseline {
+    /// Not armed: the value only has to be a number.
+    Unarmed,
+    /// Armed, no baseline yet: this value becomes it if the body passes.
+    Pending,
+    /// Armed at this baseline: a lower value fails.
+    At(f64),
+}
+
+/// Values seen on `no_drop` paths that had no baseline yet: (path, value).
+pub type Firsts<'a> = Vec<(&'a str, f64)>;
+
+/// `Ok` when the body meets every expectation, else the first reason it does
+/// not. `baseline` says where each `no_drop` path stands; on `Ok`, the values
+/// of the `Pending` ones come back, to be recorded as their baselines.
+pub fn evaluate<'a>(
+    expect: &'a Expect,
+    body: &[u8],
+    baseline: impl Fn(&str) -> Baseline,
+) -> Result<Firsts<'a>, String> {
     if let Some(needle) = &expect.body_contains
         && !String::from_utf8_lossy(body).contains(needle.as_str())
     {
@@ -15,12 +38,16 @@ pub fn evaluate(expect: &Expect, body: &[u8]) -> Result<(), String> {
             return Err(format!("body does not contain {}", show_str(needle)));
         }
     }
+    let mut firsts = Vec::new();
     if expect.json.is_empty() {
-        return Ok(());
+        return Ok(firsts);
     }
     let root: Value = serde_json::from_slice(body)
         .map_err(|e| format!("body is not JSON ({e}), so {} cannot be checked", expect.json[0].path_label()))?;
-    expect.json.iter().try_for_each(|a| assertion(a, &root))
+    for a in &expect.json {
+        assertion(a, &root, &baseline, &mut firsts)?;
+    }
+    Ok(firsts)
 }
 
 impl JsonAssertion {
@@ -29,7 +56,12 @@ impl JsonAssertion {
     }
 }
 
-fn assertion(a: &JsonAssertion, root: &Value) -> Result<(), String> {
+fn assertion<'a>(
+    a: &'a JsonAssertion,
+    root: &Value,
+    baseline: &impl Fn(&str) -> Baseline,
+    firsts: &mut Firsts<'a>,
+) -> Result<(), String> {
     let found = root.pointer(&a.path);
     let label = a.path_label();
     for op in &a.ops {
@@ -38,10 +70,27 @@ fn assertion(a: &JsonAssertion, root: &Value) -> Result<(), String> {
             (JsonOp::Exists(false), Some(v)) => return Err(format!("{label} is {} but should not exist", show(v))),
             (JsonOp::Exists(_), _) => {}
             (_, None) => return Err(format!("{label} is missing")),
+            (JsonOp::NoDrop, Some(v)) => {
+                if let Some(first) = no_drop(v, label, baseline(&a.path))? {
+                    firsts.push((&a.path, first));
+                }
+            }
             (op, Some(v)) => check_op(op, v, label)?,
         }
     }
     Ok(())
+}
+
+/// A number never below its baseline; `Some(value)` when it is the first seen while armed.
+fn no_drop(v: &Value, label: &str, baseline: Baseline) -> Result<Option<f64>, String> {
+    let n = number(v, label)?;
+    match baseline {
+        Baseline::Unarmed => Ok(None),
+        Baseline::Pending => Ok(Some(n)),
+        // f64's Display prints 1342.0 as 1342, like the JSON it came from.
+        Baseline::At(base) if n < base => Err(format!("{label} dropped while armed: {base} → {n}")),
+        Baseline::At(_) => Ok(None),
+    }
 }
 
 fn check_op(op: &JsonOp, v: &Value, label: &str) -> Result<(), String> {
@@ -73,9 +122,8 @@ fn check_op(op: &JsonOp, v: &Value, label: &str) -> Result<(), String> {
                 Err(format!("{label} is {}, which does not match /{}/", show(v), re.as_str()))
             }
         }
-        // The baseline comparison belongs to the guard, which knows when it armed.
-        JsonOp::NoDrop => number(v, label).map(|_| ()),
-        JsonOp::Equals(_) | JsonOp::NotEquals(_) | JsonOp::Exists(_) => Ok(()),
+        // Judged by `no_drop`, which knows the baselines.
+        JsonOp::Equals(_) | JsonOp::NotEquals(_) | JsonOp::Exists(_) | JsonOp::NoDrop => Ok(()),
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
+use super::baseline::Baselines;
 use super::outcome::{Fetched, ProbeResult, judge};
 use crate::clock::Clock;
 use crate::config::Check;
@@ -16,11 +17,13 @@ use crate::units::{format_duration, format_size};
 /// Redirects followed when a check opts in; more is a loop.
 const MAX_REDIRECTS: usize = 10;
 
-/// Probes checks. Cheap to share: holds two connection pools.
+/// Probes checks. Cheap to share: holds two connection pools and the
+/// `no_drop` baselines its probes are judged against.
 pub struct Prober {
     direct: reqwest::Client,
     following: reqwest::Client,
     clock: Arc<dyn Clock>,
+    baselines: Arc<Baselines>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +50,13 @@ impl Prober {
             direct: tune(base().redirect(reqwest::redirect::Policy::none())).build()?,
             following: tune(base().redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))).build()?,
             clock,
+            baselines: Arc::new(Baselines::new()),
         })
+    }
+
+    /// The `no_drop` baselines: the guard arms and disarms checks here.
+    pub fn baselines(&self) -> &Arc<Baselines> {
+        &self.baselines
     }
 
     /// Probes `check` once. `over_budget` is called once, at the moment the
@@ -73,7 +82,9 @@ impl Prober {
             status: None,
             reason: format!("no complete answer within the {} timeout", format_duration(check.timeout)),
         });
-        let (outcome, reason) = judge(check, &fetched, latency);
+        let view = self.baselines.view(&check.name);
+        let (outcome, reason, firsts) = judge(check, &fetched, latency, |path| view.baseline(path));
+        self.baselines.record(&check.name, &view, &firsts);
         let (ttfb, status) = match &fetched {
             Fetched::Answer { status, ttfb, .. } => (Some(*ttfb), Some(*status)),
             Fetched::Failure { ttfb, status, .. } => (*ttfb, *status),

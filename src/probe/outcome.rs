@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::expect::{Baseline, Firsts, evaluate};
 use crate::config::Check;
 use crate::units::format_duration;
 
@@ -64,24 +65,33 @@ pub enum Fetched {
 }
 
 /// Names the outcome: status, then body, then latency against the budget.
-pub fn judge(check: &Check, fetched: &Fetched, latency: Duration) -> (Outcome, String) {
+/// `baseline` says where each `no_drop` path stands; the values to record as
+/// first baselines come back only when the body met every expectation.
+pub fn judge<'a>(
+    check: &'a Check,
+    fetched: &Fetched,
+    latency: Duration,
+    baseline: impl Fn(&str) -> Baseline,
+) -> (Outcome, String, Firsts<'a>) {
     let (status, body, redirect_to) = match fetched {
-        Fetched::Failure { reason, .. } => return (Outcome::Failed, reason.clone()),
+        Fetched::Failure { reason, .. } => return (Outcome::Failed, reason.clone(), Vec::new()),
         Fetched::Answer { status, body, redirect_to, .. } => (*status, body, redirect_to),
     };
     if !check.expect.status.contains(&status) {
         let wanted = check.expect.status.iter().map(u16::to_string).collect::<Vec<_>>().join(" or ");
         let redirect = redirect_to.as_ref().map(|to| format!(" (redirect to {to}, not followed)")).unwrap_or_default();
-        return (Outcome::Failed, format!("status {status}{redirect}, expected {wanted}"));
+        return (Outcome::Failed, format!("status {status}{redirect}, expected {wanted}"), Vec::new());
     }
-    if let Err(why) = super::expect::evaluate(&check.expect, body) {
-        return (Outcome::Failed, why);
-    }
+    let firsts = match evaluate(&check.expect, body, baseline) {
+        Ok(firsts) => firsts,
+        Err(why) => return (Outcome::Failed, why, Vec::new()),
+    };
     let took = format_duration(latency);
+    // A slow answer still carries good data: its values may become baselines.
     if latency > check.budget {
-        (Outcome::Slow, format!("answered in {took}, over the {} budget", format_duration(check.budget)))
+        (Outcome::Slow, format!("answered in {took}, over the {} budget", format_duration(check.budget)), firsts)
     } else {
-        (Outcome::Ok, format!("{status} in {took}"))
+        (Outcome::Ok, format!("{status} in {took}"), firsts)
     }
 }
 

@@ -2,18 +2,21 @@
 //! interval from a random phase, so a thousand checks spread over time
 //! instead of firing together. Probes start on schedule even while earlier
 //! ones are still in flight, so a slow endpoint is not probed less often.
+//! While the guard watches a check, a suspect probe brings confirmation
+//! probes forward (see `Confirmations`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::time::DelayQueue;
 
-use super::{HostLimiter, ProbeEvent, ProbeObserver, Prober, SkipReason};
+use super::{Confirmations, HostLimiter, ProbeEvent, ProbeObserver, Prober, SkipReason};
 use crate::config::Check;
 
 pub struct Scheduler {
@@ -21,6 +24,17 @@ pub struct Scheduler {
     prober: Arc<Prober>,
     limiter: Arc<HostLimiter>,
     observer: Arc<dyn ProbeObserver>,
+    confirmations: Arc<Confirmations>,
+    /// Probe tasks ask here for confirmation probes of their check.
+    suspect_tx: mpsc::UnboundedSender<usize>,
+    suspect_rx: mpsc::UnboundedReceiver<usize>,
+}
+
+/// What falls due in the queue.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    Regular(usize),
+    Confirmation(usize),
 }
 
 struct Scheduled {
@@ -31,6 +45,8 @@ struct Scheduled {
     max_in_flight: u32,
     /// Set while probes are being skipped, so the log says it once.
     skipping: Option<SkipReason>,
+    /// Until then, confirmation probes are already scheduled for this check.
+    confirming_until: Option<Instant>,
 }
 
 impl Scheduler {
@@ -48,9 +64,25 @@ impl Scheduler {
                 seq: 0,
                 in_flight: Arc::new(AtomicU32::new(0)),
                 skipping: None,
+                confirming_until: None,
             })
             .collect();
-        Self { checks, prober, limiter, observer }
+        let (suspect_tx, suspect_rx) = mpsc::unbounded_channel();
+        Self {
+            checks,
+            prober,
+            limiter,
+            observer,
+            confirmations: Arc::new(Confirmations::off()),
+            suspect_tx,
+            suspect_rx,
+        }
+    }
+
+    /// Which checks the guard watches, for confirmation probes.
+    pub fn with_confirmations(mut self, confirmations: Arc<Confirmations>) -> Self {
+        self.confirmations = confirmations;
+        self
     }
 
     /// Probes until `stop` is cancelled. Probes run on `tracker`; each one is
@@ -59,24 +91,50 @@ impl Scheduler {
         let mut queue = DelayQueue::with_capacity(self.checks.len());
         let now = Instant::now();
         for (i, s) in self.checks.iter().enumerate() {
-            queue.insert_at(i, now + phase(s.check.interval));
+            queue.insert_at(Due::Regular(i), now + phase(s.check.interval));
         }
         loop {
             let expired = tokio::select! {
                 () = stop.cancelled() => break,
+                Some(i) = self.suspect_rx.recv() => {
+                    self.confirm(i, &mut queue);
+                    continue;
+                }
                 next = queue.next() => match next { Some(e) => e, None => break },
             };
-            let (i, due) = (*expired.get_ref(), expired.deadline());
-            let Some(interval) = self.checks.get(i).map(|s| s.check.interval) else { continue };
-            queue.insert_at(i, next_due(due, interval, Instant::now()));
-            self.launch(i, &stop, &tracker);
+            let (key, due) = (*expired.get_ref(), expired.deadline());
+            match key {
+                Due::Regular(i) => {
+                    let Some(interval) = self.checks.get(i).map(|s| s.check.interval) else { continue };
+                    queue.insert_at(Due::Regular(i), next_due(due, interval, Instant::now()));
+                    self.launch(i, false, &stop, &tracker);
+                }
+                Due::Confirmation(i) => self.launch(i, true, &stop, &tracker),
+            }
         }
     }
 
-    fn launch(&mut self, i: usize, stop: &CancellationToken, tracker: &TaskTracker) {
+    /// Schedules the confirmation probes of a suspect probe of check `i`,
+    /// unless some are already on their way.
+    fn confirm(&mut self, i: usize, queue: &mut DelayQueue<Due>) {
+        let now = Instant::now();
+        let Some(s) = self.checks.get_mut(i) else { return };
+        if s.confirming_until.is_some_and(|until| until > now) {
+            return;
+        }
+        let step = self.confirmations.interval(s.check.interval);
+        let count = self.confirmations.count();
+        for k in 0..count {
+            queue.insert_at(Due::Confirmation(i), now + step * k);
+        }
+        s.confirming_until = Some(now + step * count);
+    }
+
+    fn launch(&mut self, i: usize, confirming: bool, stop: &CancellationToken, tracker: &TaskTracker) {
         let (limiter, observer) = (self.limiter.clone(), self.observer.clone());
         let Some(s) = self.checks.get_mut(i) else { return };
-        let skip = if s.in_flight.load(Ordering::Acquire) >= s.max_in_flight {
+        // A confirmation may exceed the in-flight cap: it exists because the others are slow.
+        let skip = if !confirming && s.in_flight.load(Ordering::Acquire) >= s.max_in_flight {
             Some(SkipReason::TooManyInFlight)
         } else if !limiter.allow(&s.check.url) {
             Some(SkipReason::RateLimited)
@@ -91,15 +149,35 @@ impl Scheduler {
         s.seq += 1;
         let (check, seq, prober, stop) = (s.check.clone(), s.seq, self.prober.clone(), stop.clone());
         let in_flight = InFlight::enter(&s.in_flight);
+        // Only regular probes of a watched check may become suspect: confirmations do not multiply.
+        let suspect = (!confirming && self.confirmations.is_armed(&check.name))
+            .then(|| (self.suspect_tx.clone(), i, self.confirmations.interval(check.interval)));
         tracker.spawn(async move {
             let _in_flight = in_flight;
             let early = observer.clone();
             let run = prober.probe(&check, |started_at| {
                 early.on_event(ProbeEvent::OverBudget { check: &check.name, started_at });
             });
+            tokio::pin!(run);
+            let watched = async {
+                let Some((tx, i, after)) = suspect else { return run.await };
+                tokio::select! {
+                    biased;
+                    result = &mut run => {
+                        if !result.outcome.is_good() {
+                            let _ = tx.send(i);
+                        }
+                        result
+                    }
+                    () = tokio::time::sleep(after) => {
+                        let _ = tx.send(i);
+                        run.await
+                    }
+                }
+            };
             tokio::select! {
                 () = stop.cancelled() => {}
-                mut result = run => {
+                mut result = watched => {
                     result.seq = seq;
                     observer.on_event(ProbeEvent::Finished(&result));
                 }

@@ -1,6 +1,7 @@
 //! Owns the simulator's HTTP surface: which body each port serves on which
 //! path, the 404/405 answers, the `/sim/faults` control endpoints, and the
-//! middleware that applies faults to business paths.
+//! middleware that applies faults to business paths (a fault's JSON merge
+//! patch reaches the business handler as a request extension).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,12 +17,16 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::data;
-use super::faults::{Fault, Faults};
+use super::faults::{self, Fault, Faults};
 
 /// Pre-serialized bodies by path: the data never changes, so each request
 /// only clones a `Bytes` (a reference count), which keeps benches cheap.
 #[derive(Debug, Default)]
 pub(crate) struct Bodies(HashMap<&'static str, Bytes>);
+
+/// A fault's merge patch for this request, set by `inject_faults`.
+#[derive(Clone)]
+struct Patch(Value);
 
 #[derive(Clone)]
 struct Sim {
@@ -73,13 +78,28 @@ pub(crate) fn router(bodies: Arc<Bodies>, faults: Faults, stop: CancellationToke
 async fn business(State(sim): State<Sim>, req: Request) -> Response {
     let path = req.uri().path();
     match sim.bodies.0.get(path) {
-        Some(body) if matches!(*req.method(), Method::GET | Method::HEAD) => json_bytes(StatusCode::OK, body.clone()),
+        Some(body) if matches!(*req.method(), Method::GET | Method::HEAD) => match req.extensions().get::<Patch>() {
+            Some(Patch(patch)) => patched(body, patch),
+            None => json_bytes(StatusCode::OK, body.clone()),
+        },
         Some(_) => json_value(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "method not allowed"})),
         None => json_value(StatusCode::NOT_FOUND, &json!({"error": "not found", "path": path})),
     }
 }
 
-async fn inject_faults(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+/// A 200 with `patch` merged into `body`. The bodies are our own JSON, so
+/// parsing cannot fail; were it to, the body is served unpatched.
+fn patched(body: &Bytes, patch: &Value) -> Response {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut value) => {
+            faults::merge_patch(&mut value, patch);
+            json_value(StatusCode::OK, &value)
+        }
+        Err(_) => json_bytes(StatusCode::OK, body.clone()),
+    }
+}
+
+async fn inject_faults(State(sim): State<Sim>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path.starts_with("/sim/") {
         return next.run(req).await;
@@ -101,7 +121,12 @@ async fn inject_faults(State(sim): State<Sim>, req: Request, next: Next) -> Resp
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             json_value(status, &json!({"error": "injected fault"}))
         }
-        None => next.run(req).await,
+        None => {
+            if let Some(patch) = effect.patch {
+                req.extensions_mut().insert(Patch(patch));
+            }
+            next.run(req).await
+        }
     }
 }
 
@@ -119,8 +144,9 @@ async fn set_fault(State(sim): State<Sim>, body: Bytes) -> Response {
     if let Err(msg) = fault.validate() {
         return bad_request(format!("invalid fault: {msg}"));
     }
+    let json = fault.json.as_ref().map(Value::to_string);
     tracing::info!(path = %fault.path, latency_ms = fault.latency_ms, status = ?fault.status,
-        error_rate = fault.error_rate, "fault set");
+        error_rate = fault.error_rate, json, "fault set");
     let echo = json!({ "fault": &fault });
     sim.faults.set(fault);
     json_value(StatusCode::OK, &echo)

@@ -1,13 +1,17 @@
-//! The demo's timeline: it drives the fault, watches the guardian through
-//! its own state (board, incidents, gate), prints each event once with its
-//! time, and judges whether the story played as it should.
+//! The demo's timeline: it plays a bad release of nextgen-dashboard on the
+//! simulated cluster, watches the guardian through its own state (board,
+//! cluster calls, audit log, incidents, gate), prints each event once with
+//! its time, and judges whether the story played as it should.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::cluster::{MemoryCluster, TargetRef};
+use crate::config::TargetKind;
 use crate::probe::CheckStatus;
 use crate::sim::{Fault, Simulator};
 use crate::units::format_duration;
@@ -15,21 +19,38 @@ use crate::units::format_duration;
 const FAULT_PATH: &str = "/api/payments/health";
 const FAULT_CHECK: &str = "payments-health";
 const FAULT_LATENCY_MS: u64 = 3_500;
-const TICK: Duration = Duration::from_millis(250);
+pub const GOOD: &str = "nextgen-dashboard:1.8.1";
+const BAD: &str = "nextgen-dashboard:1.8.2";
+const TICK: Duration = Duration::from_millis(100);
 /// A status line every this many ticks.
-const LINE_EVERY: u32 = 8;
+const LINE_EVERY: u32 = 20;
+/// How long the rolled-back release takes to be fully out again.
+const ROLLOUT_TAKES: Duration = Duration::from_secs(2);
+
+pub fn dashboard() -> TargetRef {
+    TargetRef {
+        kind: TargetKind::Deployment,
+        namespace: "blueocean-nextgen-prod".into(),
+        name: "nextgen-dashboard".into(),
+    }
+}
 
 /// What the demo saw, in order.
 #[derive(Debug, Default)]
 pub struct Story {
     first_go: Option<Duration>,
-    injected: Option<Duration>,
+    deployed: Option<Duration>,
     went_bad: Option<Duration>,
+    paused: Option<Duration>,
+    rolled_back: Option<Duration>,
+    completed: Option<Duration>,
+    notified: Option<Duration>,
     opened: Option<(Duration, String)>,
     no_go: Option<Duration>,
-    cleared: Option<Duration>,
     closed: Option<Duration>,
     go_again: Option<Duration>,
+    calls: Vec<String>,
+    notices: usize,
     /// Other checks seen bad after their first result.
     others_bad: BTreeSet<String>,
 }
@@ -39,6 +60,9 @@ impl Story {
         let missing: Vec<&str> = [
             ("the gate never said go at the start", self.first_go),
             ("payments never turned bad", self.went_bad),
+            ("the rollout was never paused", self.paused),
+            ("the rollout was never rolled back", self.rolled_back),
+            ("nobody was notified", self.notified),
             ("no incident opened", self.opened.as_ref().map(|(t, _)| *t)),
             ("the gate never said no-go", self.no_go),
             ("the incident never closed", self.closed),
@@ -56,10 +80,17 @@ impl Story {
             println!("demo: FAILED — {}", missing.join("; "));
             return 1;
         }
-        let (bad, injected) = (self.went_bad.unwrap_or_default(), self.injected.unwrap_or_default());
+        if self.calls.len() != 2 {
+            println!("demo: FAILED — expected one pause and one rollback, the cluster saw {:?}", self.calls);
+            return 1;
+        }
+        let since = |t: Option<Duration>| {
+            format_duration(t.unwrap_or_default().saturating_sub(self.deployed.unwrap_or_default()))
+        };
         println!(
-            "demo: ok — payments seen bad {} after the fault; incident opened and closed; gate no-go then go",
-            format_duration(bad.saturating_sub(injected))
+            "demo: ok — bad release paused {} and rolled back {} after it went out; incident opened and closed; gate no-go then go",
+            since(self.paused),
+            since(self.rolled_back)
         );
         0
     }
@@ -69,7 +100,7 @@ fn event(t: Duration, text: &str) {
     println!("t+{:>5.1}s  >>> {text}", t.as_secs_f64());
 }
 
-pub async fn play(app: &App, sim: &Simulator, duration: Duration) -> Story {
+pub async fn play(app: &App, sim: &Simulator, cluster: &Arc<MemoryCluster>, duration: Duration) -> Story {
     let start = Instant::now();
     let mut tick = tokio::time::interval(TICK);
     let mut story = Story::default();
@@ -77,8 +108,8 @@ pub async fn play(app: &App, sim: &Simulator, duration: Duration) -> Story {
     while start.elapsed() < duration {
         tick.tick().await;
         let t = start.elapsed();
-        drive_fault(&mut story, sim, t, duration);
-        observe(&mut story, app, t);
+        drive(&mut story, app, sim, cluster, start, t, duration);
+        observe(&mut story, app, t).await;
         ticks += 1;
         if ticks.is_multiple_of(LINE_EVERY) {
             println!("t+{:>5.1}s  {}", t.as_secs_f64(), line(&app.board.snapshot()));
@@ -87,27 +118,76 @@ pub async fn play(app: &App, sim: &Simulator, duration: Duration) -> Story {
     story
 }
 
-/// Fault at a fifth of the story, cleared half-way.
-fn drive_fault(story: &mut Story, sim: &Simulator, t: Duration, duration: Duration) {
-    if story.injected.is_none() && t >= duration / 5 {
-        let fault = Fault { path: FAULT_PATH.into(), latency_ms: FAULT_LATENCY_MS, status: None, error_rate: 0.0 };
-        sim.faults().set(fault);
-        story.injected = Some(t);
-        event(t, &format!("injected {FAULT_LATENCY_MS}ms latency on {FAULT_PATH} (budget 3s)"));
+/// Deploys the bad release at a fifth of the story; once the guardian has
+/// rolled it back, the good release is healthy again and finishes rolling out.
+fn drive(
+    story: &mut Story,
+    app: &App,
+    sim: &Simulator,
+    cluster: &MemoryCluster,
+    start: Instant,
+    t: Duration,
+    duration: Duration,
+) {
+    let target = dashboard();
+    if story.deployed.is_none() && t >= duration / 5 {
+        if let Err(e) = cluster.start_rollout(&target, BAD) {
+            event(t, &format!("cannot start the rollout: {e}"));
+        }
+        // 1.8.2 slows payments down: that is the bad release.
+        sim.faults().set(Fault { latency_ms: FAULT_LATENCY_MS, ..Fault::on(FAULT_PATH) });
+        story.deployed = Some(t);
+        let bound = app.targets.status(&app.config).into_iter().find(|s| s.target == target.to_string());
+        let bound = bound.map_or(0.0, |s| s.detection_bound_seconds);
+        event(
+            t,
+            &format!(
+                "deploying {BAD} — it makes {FAULT_PATH} take {FAULT_LATENCY_MS}ms (budget 3s); detection bound {bound:.1}s"
+            ),
+        );
     }
-    if story.cleared.is_none() && t >= duration / 2 {
+    let Some(deployed) = story.deployed else { return };
+    let calls = cluster.calls_at();
+    story.calls = calls.iter().map(|(_, c)| c.clone()).collect();
+    let after = |at: Instant| format_duration(at.duration_since(start).saturating_sub(deployed));
+    for (at, call) in &calls {
+        let seen = at.duration_since(start);
+        if call.starts_with("pause") && story.paused.is_none() {
+            story.paused = Some(seen);
+            event(seen, &format!("guardian PAUSED the rollout of {BAD}, {} after the fault began", after(*at)));
+        }
+        if call.starts_with("rollback") && story.rolled_back.is_none() {
+            story.rolled_back = Some(seen);
+            event(
+                seen,
+                &format!("guardian ROLLED BACK nextgen-dashboard to {GOOD}, {} after the fault began", after(*at)),
+            );
+            sim.faults().clear();
+        }
+    }
+    if let Some(back) = story.rolled_back
+        && story.completed.is_none()
+        && t >= back + ROLLOUT_TAKES
+    {
+        let _ = cluster.complete_rollout(&target);
+        story.completed = Some(t);
+        event(t, &format!("{GOOD} is fully rolled out again"));
+    }
+    // Whatever the guardian did, the fault ends half-way so the story can finish.
+    if story.rolled_back.is_none() && t >= duration / 2 && story.completed.is_none() {
         sim.faults().clear();
-        story.cleared = Some(t);
-        event(t, "fault cleared");
+        let _ = cluster.complete_rollout(&target);
+        story.completed = Some(t);
+        event(t, "fault cleared by hand: the guardian did not roll back");
     }
 }
 
-fn observe(story: &mut Story, app: &App, t: Duration) {
+async fn observe(story: &mut Story, app: &App, t: Duration) {
     let snap = app.board.snapshot();
     let bad_others = snap.iter().filter(|c| c.name != FAULT_CHECK && c.last.is_some() && !c.up);
     story.others_bad.extend(bad_others.map(|c| c.name.clone()));
     let payments_bad = snap.iter().any(|c| c.name == FAULT_CHECK && c.last.is_some() && !c.up);
-    if story.injected.is_some() && story.went_bad.is_none() && payments_bad {
+    if story.deployed.is_some() && story.went_bad.is_none() && payments_bad {
         story.went_bad = Some(t);
         event(t, &format!("{FAULT_CHECK} is BAD: a probe passed its 3s budget (it is still running)"));
     }
@@ -133,13 +213,30 @@ fn observe(story: &mut Story, app: &App, t: Duration) {
             ),
         );
     }
+    observe_notices(story, app, t).await;
     observe_gate(story, app, t);
+}
+
+/// Notices land in the audit log (channel `log` until notifiers are configured).
+async fn observe_notices(story: &mut Story, app: &App, t: Duration) {
+    if story.paused.is_none() {
+        return;
+    }
+    let _ = app.writer.flush_now().await;
+    let Ok(mut actions) = app.writer.store().actions(50).await else { return };
+    actions.reverse();
+    let notices: Vec<_> = actions.into_iter().filter(|a| a.action == "notify").collect();
+    for n in notices.iter().skip(story.notices) {
+        story.notified.get_or_insert(t);
+        event(t, &format!("business team notified: {}", n.detail.trim_start_matches("log: ")));
+    }
+    story.notices = story.notices.max(notices.len());
 }
 
 fn observe_gate(story: &mut Story, app: &App, t: Duration) {
     let d = app.gatekeeper.decide(app.config.environment, None);
     let codes: Vec<&str> = d.reasons.iter().map(|r| r.code).collect();
-    if d.go && story.first_go.is_none() && story.injected.is_none() {
+    if d.go && story.first_go.is_none() && story.deployed.is_none() {
         story.first_go = Some(t);
         event(t, "gate: GO");
     }
@@ -147,12 +244,11 @@ fn observe_gate(story: &mut Story, app: &App, t: Duration) {
         story.no_go = Some(t);
         event(t, &format!("gate: NO-GO ({})", codes.join(", ")));
     }
-    if d.go && story.closed.is_some() && story.go_again.is_none() {
+    if d.go && story.closed.is_some() && story.completed.is_some() && story.go_again.is_none() {
         story.go_again = Some(t);
         event(t, "gate: GO again");
     }
 }
-
 /// How many checks are good, and what is wrong.
 fn line(snap: &[CheckStatus]) -> String {
     let good = snap.iter().filter(|c| c.up).count();

@@ -9,7 +9,7 @@ fn deployment(revision: Option<u64>) -> Value {
     }
     json!({
         "metadata": {"name": "nextgen-dashboard", "namespace": "blueocean-nextgen-prod", "uid": "dep-uid",
-            "annotations": annotations},
+            "resourceVersion": "4711", "annotations": annotations},
         "spec": {"replicas": 7, "paused": true, "template": {"metadata": {"labels": {"app": "nextgen-dashboard"}},
             "spec": {"containers": [{"name": "app", "image": "registry.digitalocean.com/blueocean/nextgen-dashboard:1.8.2"}]}}}
     })
@@ -39,16 +39,40 @@ fn the_previous_revision_s_template_comes_back_without_its_hash_and_unpaused() {
     ]);
     let plan = plan_rollback(&deployment(Some(5)), &sets).unwrap();
     assert_eq!((plan.from_revision, plan.to_revision, plan.to_replica_set.as_str()), (5, 4, "dash-b"));
+    let template = json!({
+        "metadata": {"labels": {"app": "nextgen-dashboard"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.digitalocean.com/blueocean/nextgen-dashboard:1.8.1"}]}});
+    assert_eq!(plan.template, template);
+    assert_eq!(plan.resource_version.as_deref(), Some("4711"));
     assert_eq!(
-        plan.patch,
-        json!({
-            "metadata": {"annotations": {ROLLED_BACK_FROM: "5"}},
-            "spec": {"paused": false, "template": {
-                "metadata": {"labels": {"app": "nextgen-dashboard"}},
-                "spec": {"containers": [{"name": "app", "image": "registry.digitalocean.com/blueocean/nextgen-dashboard:1.8.1"}]}}}
-        })
+        plan.json_patch(),
+        json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "4711"},
+            {"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "add", "path": "/spec/paused", "value": false},
+            {"op": "add", "path": "/metadata/annotations/guardian.blueocean.io~1rolled-back-from", "value": "5"},
+        ])
     );
-    assert!(plan.patch["spec"].get("replicas").is_none(), "replicas are the HPA's");
+    let ops = plan.json_patch();
+    let paths: Vec<&str> = ops.as_array().unwrap().iter().filter_map(|op| op["path"].as_str()).collect();
+    assert!(!paths.iter().any(|p| p.contains("replicas")), "replicas are the HPA's: {paths:?}");
+}
+
+#[test]
+fn annotations_are_escaped_or_added_as_a_map_when_there_is_none() {
+    let sets = views(&[rs("dash-b", "dep-uid", 4, "1.8.1")]);
+    let mut plan = plan_rollback(&deployment(Some(5)), &sets).unwrap();
+    plan.annotations.insert("example.com/a~b".into(), "x".into());
+    let ops = plan.json_patch();
+    let paths: Vec<&str> = ops.as_array().unwrap().iter().filter_map(|op| op["path"].as_str()).collect();
+    assert!(paths.contains(&"/metadata/annotations/example.com~1a~0b"), "{paths:?}");
+    plan.has_annotations = false;
+    let ops = plan.json_patch();
+    assert_eq!(
+        ops.as_array().unwrap().last().unwrap(),
+        &json!({"op": "add", "path": "/metadata/annotations",
+            "value": {ROLLED_BACK_FROM: "5", "example.com/a~b": "x"}})
+    );
 }
 
 #[test]

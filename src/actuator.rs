@@ -1,0 +1,474 @@
+//! Owns acting on guarded targets: a trigger (a breach with evidence, or
+//! data missing while armed) becomes a decision (`guard::decide`) on the
+//! target as the cluster shows it now, then a pause and a rollback — once.
+//!
+//! Why it is safe:
+//! - only the leader acts (`Leadership`); followers leave triggers alone;
+//! - one worker per target, so two actions on one target never overlap;
+//! - every attempt re-reads the target and decides again: a conflict (409)
+//!   is never re-sent blindly, and a retry after a pause sees the pause;
+//! - the rollback's intent is written to storage before the patch (waiting
+//!   a moment at most, so a storage outage never delays it) and its result
+//!   after; the target itself carries `rolled-back-to`, so after a restart,
+//!   or on another replica, the same revision is never rolled back twice;
+//! - Kubernetes errors are retried with exponential back-off and jitter
+//!   until `GIVE_UP`, then recorded as failed.
+//!
+//! Why it is fast: a trigger is handed over without waiting; the pause goes
+//! first, the rollback right after it; notices and storage writes are queued.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audit::ActionRecord;
+use crate::clock::Clock;
+use crate::cluster::{Cluster, Error as ClusterError, RolloutState, TargetRef};
+use crate::config::Config;
+use crate::guard::{Decision, TargetView, Trigger, decide};
+use crate::history::History;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::notify::{Notice, Notifier};
+use crate::store::{Store, StoreWriter};
+use crate::targets::Targets;
+
+/// How long an action is retried before it is recorded as failed.
+const GIVE_UP: Duration = Duration::from_secs(60);
+/// First back-off after a failed call; doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest a rollback waits for its intent to reach storage.
+const INTENT_WAIT: Duration = Duration::from_millis(250);
+/// Audit rows read back to find actions a restart interrupted.
+const RECONCILE_ROWS: u32 = 2_000;
+
+/// Why the guard wants to act on a target.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    pub trigger: Trigger,
+    pub check: String,
+    /// In words: what the probes showed.
+    pub reason: String,
+    /// When the breach was confirmed (or data was found missing).
+    pub since: Instant,
+}
+
+pub struct Actuator {
+    config: Arc<Config>,
+    cluster: Arc<dyn Cluster>,
+    targets: Arc<Targets>,
+    leadership: Arc<dyn Leadership>,
+    history: Arc<History>,
+    notifier: Arc<dyn Notifier>,
+    metrics: Arc<Metrics>,
+    writer: StoreWriter,
+    clock: Arc<dyn Clock>,
+    slots: BTreeMap<TargetRef, Slot>,
+    /// (target, template rolled back from) done by this process.
+    rolled_back: Mutex<HashSet<(TargetRef, String)>>,
+    /// The last decision told about per target and template, so a breach
+    /// that goes on is told once, not at every probe.
+    told: Mutex<HashMap<TargetRef, String>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    pending: Mutex<Option<Cause>>,
+    wake: Notify,
+}
+
+/// Everything the actuator works with.
+pub struct Parts {
+    pub config: Arc<Config>,
+    pub cluster: Arc<dyn Cluster>,
+    pub targets: Arc<Targets>,
+    pub leadership: Arc<dyn Leadership>,
+    pub history: Arc<History>,
+    pub notifier: Arc<dyn Notifier>,
+    pub metrics: Arc<Metrics>,
+    pub writer: StoreWriter,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Actuator {
+    pub fn new(p: Parts) -> Self {
+        let slots = p.targets.refs().into_iter().map(|t| (t, Slot::default())).collect();
+        Self {
+            config: p.config,
+            cluster: p.cluster,
+            targets: p.targets,
+            leadership: p.leadership,
+            history: p.history,
+            notifier: p.notifier,
+            metrics: p.metrics,
+            writer: p.writer,
+            clock: p.clock,
+            slots,
+            rolled_back: Mutex::default(),
+            told: Mutex::default(),
+        }
+    }
+
+    /// Hands a cause over to the target's worker; never waits. A breach
+    /// replaces pending missing data (it is the stronger evidence), not the reverse.
+    pub fn trigger(&self, target: &TargetRef, cause: Cause) {
+        let Some(slot) = self.slots.get(target) else { return };
+        {
+            let mut pending = lock(&slot.pending);
+            let keep =
+                pending.as_ref().is_some_and(|p| p.trigger == Trigger::Breach && cause.trigger != Trigger::Breach);
+            if !keep {
+                *pending = Some(cause);
+            }
+        }
+        slot.wake.notify_one();
+    }
+
+    /// One worker per target until `stop`.
+    pub fn start(self: &Arc<Self>, stop: &CancellationToken, tracker: &TaskTracker) {
+        for target in self.slots.keys() {
+            let (me, target, stop) = (self.clone(), target.clone(), stop.clone());
+            tracker.spawn(async move { me.work(target, stop).await });
+        }
+    }
+
+    async fn work(self: Arc<Self>, target: TargetRef, stop: CancellationToken) {
+        let Some(slot) = self.slots.get(&target) else { return };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = slot.wake.notified() => {}
+            }
+            let Some(cause) = lock(&slot.pending).take() else { continue };
+            if !self.leadership.is_leader() {
+                tracing::debug!(target = %target, "not the leader: the leader acts");
+                continue;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.act(&target, &cause) => {}
+            }
+        }
+    }
+
+    /// Reads, decides and acts until the decision is carried out, nothing is
+    /// left to do, or `GIVE_UP` passes.
+    async fn act(&self, target: &TargetRef, cause: &Cause) {
+        let deadline = Instant::now() + GIVE_UP;
+        let mut failures = 0u32;
+        let mut last_error = String::new();
+        while Instant::now() < deadline {
+            if !self.leadership.is_leader() {
+                tracing::warn!(target = %target, "lost the leadership while acting; the new leader decides");
+                return;
+            }
+            let state = match self.cluster.rollout(target).await {
+                Ok(s) => s,
+                Err(e) if e.is_transient() => {
+                    last_error = e.to_string();
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures)).await;
+                    continue;
+                }
+                Err(e) => return self.give_up(target, cause, "read", &e.to_string()),
+            };
+            let view = self.view(target, &state);
+            let decision = decide(&view, cause.trigger, &self.config.guard.actions);
+            let step = match decision {
+                Decision::NotifyOnly { why } => return self.tell_once(target, &state, cause, why),
+                Decision::Pause { why } => Step::Pause { then_rollback: false, why },
+                Decision::PauseThenRollback => Step::Pause { then_rollback: true, why: "" },
+                Decision::Rollback => Step::Rollback,
+            };
+            if self.config.guard.dry_run {
+                return self.dry_run(target, &state, cause, &decision);
+            }
+            let done = match step {
+                Step::Pause { then_rollback, why } => match self.pause(target, &state, cause, why).await {
+                    Ok(()) if then_rollback => self.roll_back(target, &state, cause).await,
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                },
+                Step::Rollback => self.roll_back(target, &state, cause).await,
+            };
+            match done {
+                Ok(()) => return,
+                Err(ClusterError::Conflict(_)) => {
+                    // Changed under us: read it again and decide again, at once.
+                    tracing::info!(target = %target, "conflict: re-reading and deciding again");
+                    last_error = "conflict".into();
+                    tokio::time::sleep(jitter(Duration::from_millis(20))).await;
+                }
+                Err(e) if e.is_transient() => {
+                    last_error = e.to_string();
+                    failures += 1;
+                    tracing::warn!(target = %target, error = %e, attempt = failures, "action failed; retrying");
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+                Err(e) => return self.give_up(target, cause, "act", &e.to_string()),
+            }
+        }
+        self.give_up(
+            target,
+            cause,
+            "retry",
+            &format!("gave up after {}: {last_error}", humantime::format_duration(GIVE_UP)),
+        );
+    }
+
+    fn view(&self, target: &TargetRef, state: &RolloutState) -> TargetView {
+        let (_, migration) = self.targets.arming(target);
+        // A template this process already rolled back from counts as done,
+        // even if the cluster does not show the annotation (yet).
+        let done_here = lock(&self.rolled_back).contains(&(target.clone(), state.template.clone()));
+        let rolled_back_to = if done_here { Some(state.template.clone()) } else { state.rolled_back_to.clone() };
+        TargetView {
+            rolling_out: state.rolling_out,
+            migration,
+            template: state.template.clone(),
+            rolled_back_to,
+            paused: state.paused,
+        }
+    }
+
+    async fn pause(
+        &self,
+        target: &TargetRef,
+        state: &RolloutState,
+        cause: &Cause,
+        why: &str,
+    ) -> Result<(), ClusterError> {
+        let why = if why.is_empty() { cause.reason.clone() } else { format!("{}; {why}", cause.reason) };
+        let now = self.clock.now();
+        let id = format!("pause:{target}:{}:{}", state.template, now.as_millisecond());
+        self.record(&id, "intent", target, "pause", cause, &why);
+        let sent = self.cluster.pause(target, &why, now).await;
+        let took = cause.since.elapsed().as_secs_f64();
+        match &sent {
+            Ok(()) => {
+                self.metrics.guard.action(target, "pause", "ok");
+                self.metrics.guard.breach_to_action("pause", took);
+                tracing::warn!(target = %target, check = %cause.check, seconds = took, "paused: {why}");
+                self.record(
+                    &id,
+                    "ok",
+                    target,
+                    "pause",
+                    cause,
+                    &format!("paused {:.3} s after confirmation: {why}", took),
+                );
+                self.tell(target, cause, format!("{target} paused: {why}"));
+            }
+            Err(e) => {
+                self.metrics.guard.action(target, "pause", "failed");
+                self.record(&id, "failed", target, "pause", cause, &e.to_string());
+            }
+        }
+        sent
+    }
+
+    async fn roll_back(&self, target: &TargetRef, state: &RolloutState, cause: &Cause) -> Result<(), ClusterError> {
+        let id = format!("rollback:{target}:{}", state.template);
+        let intent = self.action_record(&id, "intent", target, "rollback", cause, &cause.reason);
+        // Written before the patch, but a storage outage must not hold a rollback back.
+        let store = self.writer.store().clone();
+        match tokio::time::timeout(INTENT_WAIT, store.log_action(&intent)).await {
+            Ok(Ok(())) => {}
+            _ => self.writer.enqueue(intent),
+        }
+        let sent = self.cluster.roll_back(target).await;
+        let took = cause.since.elapsed().as_secs_f64();
+        match &sent {
+            Ok(done) => {
+                lock(&self.rolled_back).insert((target.clone(), state.template.clone()));
+                self.metrics.guard.action(target, "rollback", "ok");
+                self.metrics.guard.breach_to_action("rollback", took);
+                let what = format!("rolled back from revision {} to {}", done.from_revision, done.to_revision);
+                tracing::warn!(target = %target, check = %cause.check, seconds = took, "{what}: {}", cause.reason);
+                self.record(
+                    &id,
+                    "ok",
+                    target,
+                    "rollback",
+                    cause,
+                    &format!("{what}, {took:.3} s after confirmation: {}", cause.reason),
+                );
+                self.tell(target, cause, format!("{target} {what}: {}", cause.reason));
+            }
+            Err(ClusterError::Conflict(_)) => {}
+            Err(e) => {
+                self.metrics.guard.action(target, "rollback", "failed");
+                self.record(&id, "failed", target, "rollback", cause, &e.to_string());
+            }
+        }
+        sent.map(|_| ())
+    }
+
+    fn dry_run(&self, target: &TargetRef, state: &RolloutState, cause: &Cause, decision: &Decision) {
+        let key = format!("dry_run {decision:?} on {}", state.template);
+        if !self.first_time(target, &key) {
+            return;
+        }
+        let actions: &[&str] = match decision {
+            Decision::PauseThenRollback => &["pause", "rollback"],
+            Decision::Pause { .. } => &["pause"],
+            Decision::Rollback => &["rollback"],
+            Decision::NotifyOnly { .. } => &[],
+        };
+        for action in actions {
+            let id = format!("{action}:{target}:{}:dry_run", state.template);
+            self.metrics.guard.action(target, action, "dry_run");
+            self.record(&id, "dry_run", target, action, cause, &format!("dry run, not sent: {}", cause.reason));
+        }
+        tracing::warn!(target = %target, ?decision, "dry run: decided, not sent: {}", cause.reason);
+        self.tell(target, cause, format!("dry run: would {} {target}: {}", actions.join(" and "), cause.reason));
+    }
+
+    fn tell_once(&self, target: &TargetRef, state: &RolloutState, cause: &Cause, why: &str) {
+        if self.first_time(target, &format!("{why} on {}", state.template)) {
+            tracing::warn!(target = %target, check = %cause.check, "not acting: {why}");
+            self.tell(target, cause, format!("{target} left as it is ({why}): {}", cause.reason));
+        }
+    }
+
+    fn first_time(&self, target: &TargetRef, key: &str) -> bool {
+        let mut told = lock(&self.told);
+        if told.get(target).is_some_and(|k| k == key) {
+            return false;
+        }
+        told.insert(target.clone(), key.to_string());
+        true
+    }
+
+    fn give_up(&self, target: &TargetRef, cause: &Cause, stage: &str, error: &str) {
+        tracing::error!(target = %target, stage, error, "could not act on a breach");
+        let id = format!("failed:{target}:{}", self.clock.now().as_millisecond());
+        self.record(&id, "failed", target, "rollback", cause, &format!("could not act ({stage}): {error}"));
+        self.tell(target, cause, format!("Guardian could not act on {target}: {error}; {}", cause.reason));
+    }
+
+    fn tell(&self, target: &TargetRef, cause: &Cause, summary: String) {
+        if !self.config.guard.actions.contains(&crate::config::Action::Notify) {
+            return;
+        }
+        self.notifier.notify(Notice {
+            at: self.clock.now(),
+            target: target.to_string(),
+            check: cause.check.clone(),
+            incident: self.incident_of(&cause.check),
+            summary,
+        });
+    }
+
+    fn incident_of(&self, check: &str) -> Option<String> {
+        self.history.open_incidents().into_iter().find(|i| i.check == check).map(|i| i.id)
+    }
+
+    fn action_record(
+        &self,
+        id: &str,
+        outcome: &str,
+        target: &TargetRef,
+        action: &str,
+        cause: &Cause,
+        detail: &str,
+    ) -> ActionRecord {
+        ActionRecord {
+            id: format!("{id}:{outcome}"),
+            at: self.clock.now(),
+            target: target.to_string(),
+            action: action.into(),
+            outcome: outcome.into(),
+            incident: self.incident_of(&cause.check),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn record(&self, id: &str, outcome: &str, target: &TargetRef, action: &str, cause: &Cause, detail: &str) {
+        self.writer.enqueue(self.action_record(id, outcome, target, action, cause, detail));
+    }
+
+    /// Finishes the books on rollbacks a restart interrupted between intent
+    /// and result: done if the target shows it, else failed (a breach that
+    /// goes on is decided afresh). Never re-sends anything itself.
+    pub async fn reconcile(&self, store: &dyn Store) -> crate::store::Result<()> {
+        let rows = store.actions(RECONCILE_ROWS).await?;
+        let finished: HashSet<&str> = rows
+            .iter()
+            .filter(|r| r.outcome != "intent")
+            .filter_map(|r| r.id.rsplit_once(':').map(|(k, _)| k))
+            .collect();
+        for intent in rows.iter().filter(|r| r.action == "rollback" && r.outcome == "intent") {
+            let Some((key, _)) = intent.id.rsplit_once(':') else { continue };
+            if finished.contains(key) {
+                continue;
+            }
+            let Ok(target) = self.targets.resolve(&intent.target) else { continue };
+            let from = key.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
+            let state = match self.cluster.rollout(&target).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(target = %target, error = %e, "cannot reconcile an interrupted rollback yet");
+                    continue;
+                }
+            };
+            let done = state.template != from && state.rolled_back_to.as_deref() == Some(state.template.as_str());
+            let (outcome, detail) = if done {
+                lock(&self.rolled_back).insert((target.clone(), from));
+                ("ok", "completed before a restart (the target shows it); reconciled")
+            } else {
+                ("failed", "interrupted by a restart before it was applied; the guard decides afresh")
+            };
+            tracing::warn!(target = %target, outcome, "reconciled a rollback left half-done");
+            self.writer.enqueue(ActionRecord {
+                id: format!("{key}:{outcome}"),
+                at: self.clock.now(),
+                target: intent.target.clone(),
+                action: "rollback".into(),
+                outcome: outcome.into(),
+                incident: intent.incident.clone(),
+                detail: detail.into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+enum Step {
+    Pause { then_rollback: bool, why: &'static str },
+    Rollback,
+}
+
+/// Exponential from `FIRST_BACKOFF`, capped, with ±50 % jitter so replicas
+/// and targets do not retry in step.
+fn backoff(failures: u32) -> Duration {
+    let base = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(MAX_BACKOFF);
+    jitter(base)
+}
+
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.5 + rand::random::<f64>())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_is_capped_and_jittered() {
+        for (failures, base) in [(1, 100), (2, 200), (3, 400), (7, 5_000), (40, 5_000)] {
+            let d = backoff(failures).as_millis() as u64;
+            assert!((base / 2..=base * 3 / 2).contains(&d), "{failures} failures: {d} ms, base {base}");
+        }
+    }
+}
