@@ -30,6 +30,7 @@ use crate::audit::ActionRecord;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, Error as ClusterError, RolloutState, TargetRef};
 use crate::config::Config;
+use crate::evidence::Judges;
 use crate::guard::{Decision, TargetView, Trigger, decide};
 use crate::history::History;
 use crate::leader::Leadership;
@@ -69,6 +70,7 @@ pub struct Actuator {
     metrics: Arc<Metrics>,
     writer: StoreWriter,
     clock: Arc<dyn Clock>,
+    judges: Arc<Judges>,
     slots: BTreeMap<TargetRef, Slot>,
     /// (target, template rolled back from) done by this process.
     rolled_back: Mutex<HashSet<(TargetRef, String)>>,
@@ -94,6 +96,7 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     pub writer: StoreWriter,
     pub clock: Arc<dyn Clock>,
+    pub judges: Arc<Judges>,
 }
 
 impl Actuator {
@@ -109,6 +112,7 @@ impl Actuator {
             metrics: p.metrics,
             writer: p.writer,
             clock: p.clock,
+            judges: p.judges,
             slots,
             rolled_back: Mutex::default(),
             told: Mutex::default(),
@@ -121,8 +125,7 @@ impl Actuator {
         let Some(slot) = self.slots.get(target) else { return };
         {
             let mut pending = lock(&slot.pending);
-            let keep =
-                pending.as_ref().is_some_and(|p| p.trigger == Trigger::Breach && cause.trigger != Trigger::Breach);
+            let keep = pending.as_ref().is_some_and(|p| rank(p.trigger) > rank(cause.trigger));
             if !keep {
                 *pending = Some(cause);
             }
@@ -163,9 +166,15 @@ impl Actuator {
         let deadline = Instant::now() + GIVE_UP;
         let mut failures = 0u32;
         let mut last_error = String::new();
+        let mut attempt = 0u32;
         while Instant::now() < deadline {
             if !self.leadership.is_leader() {
                 tracing::warn!(target = %target, "lost the leadership while acting; the new leader decides");
+                return;
+            }
+            attempt += 1;
+            if attempt > 1 && !self.still_holds(target, cause) {
+                tracing::info!(target = %target, check = %cause.check, "the cause cleared before the action went through; not acting");
                 return;
             }
             let state = match self.cluster.rollout(target).await {
@@ -220,6 +229,13 @@ impl Actuator {
             "retry",
             &format!("gave up after {}: {last_error}", humantime::format_duration(GIVE_UP)),
         );
+    }
+
+    /// Whether a retry may still act: the breach (or missing data) goes on
+    /// and the target is still armed.
+    fn still_holds(&self, target: &TargetRef, cause: &Cause) -> bool {
+        let armed = self.targets.armed().into_iter().find(|(t, _, _)| t == target);
+        armed.is_some_and(|(_, _, since)| self.judges.still(cause.trigger, &cause.check, self.clock.now(), since))
     }
 
     fn view(&self, target: &TargetRef, state: &RolloutState) -> TargetView {
@@ -437,6 +453,16 @@ impl Actuator {
             });
         }
         Ok(())
+    }
+}
+
+/// Which cause wins when two wait for one worker: evidence of a breach the
+/// change caused, then missing data, then a breach older than the change.
+fn rank(trigger: Trigger) -> u8 {
+    match trigger {
+        Trigger::Breach => 2,
+        Trigger::DataStale => 1,
+        Trigger::StandingBreach => 0,
     }
 }
 

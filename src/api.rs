@@ -15,6 +15,7 @@ mod gate;
 mod health;
 mod metrics;
 mod migrations;
+mod page;
 mod status;
 
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub struct ApiState {
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/", get(page::page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

@@ -15,7 +15,7 @@ use crate::api::{self, ApiState, ClientLimiter};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, KubeCluster, MemoryCluster, TargetRef};
 use crate::config::{Config, Env, GuardMode};
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, Judges};
 use crate::gatekeeper::Gatekeeper;
 use crate::history::History;
 use crate::leader::{Leadership, LeaseElector, LeaseTiming, Solo};
@@ -102,6 +102,7 @@ impl App {
             GuardMode::Off => None,
             mode => {
                 let (cluster, simulated, leadership, elector) = connect_cluster(&config, mode, &clock, env).await?;
+                let judges = Arc::new(Judges::new(&config));
                 let actuator = Arc::new(Actuator::new(actuator::Parts {
                     config: config.clone(),
                     cluster: cluster.clone(),
@@ -112,8 +113,10 @@ impl App {
                     metrics: metrics.clone(),
                     writer: writer.clone(),
                     clock: clock.clone(),
+                    judges: judges.clone(),
                 }));
-                let evidence = Arc::new(Evidence::new(&config, targets.clone(), actuator.clone(), clock.clone()));
+                let evidence =
+                    Arc::new(Evidence::new(&config, judges, targets.clone(), actuator.clone(), clock.clone()));
                 Some(Guard { cluster, simulated, leadership, elector, actuator, evidence })
             }
         };

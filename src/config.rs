@@ -229,6 +229,16 @@ pub struct Guard {
     pub breach_max_bad: u32,
     pub confirm_interval: Duration,
     pub actions: Vec<Action>,
+    pub lease: Lease,
+}
+
+/// Leader election through a `coordination.k8s.io/v1` Lease (Kubernetes mode).
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// Default `guardian-ENVIRONMENT`.
+    pub name: Option<String>,
+    pub duration: Duration,
+    pub renew_every: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,8 +22,48 @@ use crate::units::format_duration;
 /// How often missing data is looked for.
 const STALE_EVERY: Duration = Duration::from_millis(500);
 
-pub struct Evidence {
+/// Each check's judge, shared by the observer (which feeds them) and the
+/// actuator (which asks, before every retry, whether the cause still holds).
+pub struct Judges {
     judges: Mutex<HashMap<String, CheckJudge>>,
+    stale_after: Duration,
+}
+
+impl Judges {
+    pub fn new(config: &Config) -> Self {
+        let g = &config.guard;
+        let judges = config.checks.iter().map(|c| (c.name.clone(), CheckJudge::new(g.breach_window, g.breach_max_bad)));
+        Self { judges: Mutex::new(judges.collect()), stale_after: config.gate.stale_after }
+    }
+
+    /// Records a probe; the breach going on now and when it was confirmed.
+    fn observe(&self, check: &str, verdict: Verdict, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        let mut judges = lock(&self.judges);
+        let judge = judges.get_mut(check)?;
+        judge.observe(verdict, at);
+        judge.breached_since()
+    }
+
+    pub fn breached(&self, check: &str) -> bool {
+        lock(&self.judges).get(check).is_some_and(CheckJudge::breached)
+    }
+
+    /// No evidence for `gate.stale_after`, counting from `since` at the earliest.
+    pub fn is_stale(&self, check: &str, now: jiff::Timestamp, since: jiff::Timestamp) -> bool {
+        lock(&self.judges).get(check).is_some_and(|j| j.is_stale(now, since, self.stale_after))
+    }
+
+    /// Whether the trigger of `check` still holds (`since`: when its target armed).
+    pub fn still(&self, trigger: Trigger, check: &str, now: jiff::Timestamp, since: jiff::Timestamp) -> bool {
+        match trigger {
+            Trigger::Breach | Trigger::StandingBreach => self.breached(check),
+            Trigger::DataStale => self.is_stale(check, now, since),
+        }
+    }
+}
+
+pub struct Evidence {
+    judges: Arc<Judges>,
     budgets: HashMap<String, Duration>,
     targets: Arc<Targets>,
     actuator: Arc<Actuator>,
@@ -32,11 +72,15 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    pub fn new(config: &Config, targets: Arc<Targets>, actuator: Arc<Actuator>, clock: Arc<dyn Clock>) -> Self {
-        let g = &config.guard;
-        let judges = config.checks.iter().map(|c| (c.name.clone(), CheckJudge::new(g.breach_window, g.breach_max_bad)));
+    pub fn new(
+        config: &Config,
+        judges: Arc<Judges>,
+        targets: Arc<Targets>,
+        actuator: Arc<Actuator>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
-            judges: Mutex::new(judges.collect()),
+            judges,
             budgets: config.checks.iter().map(|c| (c.name.clone(), c.budget)).collect(),
             targets,
             actuator,
@@ -46,21 +90,14 @@ impl Evidence {
     }
 
     fn observe(&self, check: &str, verdict: Verdict, at: jiff::Timestamp, reason: String) {
-        let breached = {
-            let mut judges = lock(&self.judges);
-            let Some(judge) = judges.get_mut(check) else { return };
-            judge.observe(verdict, at)
-        };
-        if !breached || verdict != Verdict::Bad {
+        let Some(breached_since) = self.judges.observe(check, verdict, at) else { return };
+        if verdict != Verdict::Bad {
             return;
         }
-        for (target, _, _) in self.targets.armed_for(check) {
-            let cause = Cause {
-                trigger: Trigger::Breach,
-                check: check.to_string(),
-                reason: reason.clone(),
-                since: Instant::now(),
-            };
+        for (target, armed_since, _) in self.targets.armed_for(check) {
+            // Confirmed before the target armed: its change did not cause it.
+            let trigger = if breached_since < armed_since { Trigger::StandingBreach } else { Trigger::Breach };
+            let cause = Cause { trigger, check: check.to_string(), reason: reason.clone(), since: Instant::now() };
             self.actuator.trigger(&target, cause);
         }
     }
@@ -79,13 +116,7 @@ impl Evidence {
     pub fn look_for_missing_data(&self) {
         let now = self.clock.now();
         for (target, checks, since) in self.targets.armed() {
-            let stale = {
-                let judges = lock(&self.judges);
-                checks
-                    .iter()
-                    .find(|c| judges.get(*c).is_some_and(|j| j.is_stale(now, since, self.stale_after)))
-                    .cloned()
-            };
+            let stale = checks.iter().find(|c| self.judges.is_stale(c, now, since)).cloned();
             if let Some(check) = stale {
                 let reason = format!("{check} has had no answer for {}", format_duration(self.stale_after));
                 let cause = Cause { trigger: Trigger::DataStale, check, reason, since: Instant::now() };

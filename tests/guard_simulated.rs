@@ -169,6 +169,13 @@ async fn a_bad_rollout_is_paused_and_rolled_back_once() {
         assert_eq!(sample(&metrics, "guardian_actions_total", &labels), Some(1.0), "{action}");
     }
     assert_eq!(sample(&metrics, "guardian_breach_to_action_seconds_count", &[("action", "pause")]), Some(1.0));
+    assert_eq!(sample(&metrics, "guardian_detection_bound_seconds", &[("check", "payments-health")]), Some(4.5));
+
+    // The page people read says what the guard did and how fast it can act.
+    let page = g.get("/").await;
+    for want in ["blueocean-nextgen-prod/Deployment/nextgen-dashboard", "4.50 s", "rolled back from revision 2 to 1"] {
+        assert!(page.contains(want), "{want:?} missing from the status page:\n{page}");
+    }
 }
 
 #[tokio::test]
@@ -255,4 +262,20 @@ async fn the_customer_count_dropping_during_a_rollout_is_a_breach_naming_both_nu
     assert_eq!(g.cluster.calls(), [PAUSE, ROLLBACK]);
     let reason = g.cluster.annotation(&dashboard(), "guardian.blueocean.io/reason").unwrap();
     assert!(reason.contains("1342") && reason.contains("1200"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_breach_that_began_before_the_rollout_is_not_rolled_back() {
+    let g = start("").await;
+    g.fault(errors("/api/payments/health"));
+    eventually(Duration::from_secs(10), "an incident opens", || async { !g.app.history.open_incidents().is_empty() })
+        .await;
+    // The release going out may well be the fix: it is not what broke payments.
+    g.cluster.start_rollout(&dashboard(), "nextgen-dashboard:1.8.2").unwrap();
+    eventually(Duration::from_secs(10), "the guard says why it leaves it alone", || async {
+        g.actions().await.iter().any(|a| a.action == "notify" && a.detail.contains("began before this change"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(g.cluster.calls().is_empty(), "{:?}", g.cluster.calls());
 }

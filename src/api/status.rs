@@ -48,8 +48,13 @@ pub struct Baseline {
 }
 
 pub async fn status(State(state): State<ApiState>) -> Json<StatusBody> {
+    Json(build(&state))
+}
+
+/// What `/api/v1/status` and the status page show.
+pub fn build(state: &ApiState) -> StatusBody {
     let env = state.config.environment;
-    Json(StatusBody {
+    StatusBody {
         environment: env.as_str(),
         generated_at: state.clock.now(),
         checks: state.board.snapshot(),
@@ -81,5 +86,5 @@ pub async fn status(State(state): State<ApiState>) -> Json<StatusBody> {
         revenue_at_risk_eur: state.history.revenue_at_risk(),
         gate: state.gatekeeper.decide(env, None).body(),
         storage: state.writer.health(),
-    })
+    }
 }

@@ -47,6 +47,11 @@ pub const BREACH_MAX_BAD: u32 = 3;
 /// After a bad probe, confirm quickly rather than wait a whole interval.
 pub const CONFIRM_INTERVAL: Duration = Duration::from_millis(250);
 
+/// client-go's usual lease: another replica takes over 15 s after the
+/// leader last renewed; renewing every 5 s lets two renewals fail first.
+pub const LEASE_DURATION: Duration = Duration::from_secs(15);
+pub const LEASE_RENEW_EVERY: Duration = Duration::from_secs(5);
+
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 pub const MIN_ERROR_BUDGET_REMAINING: f64 = 0.1;
 

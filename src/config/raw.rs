@@ -111,6 +111,15 @@ pub struct RawGuard {
     pub targets: Option<Vec<RawTarget>>,
     pub breach: Option<RawBreach>,
     pub actions: Option<Vec<S<String>>>,
+    pub lease: Option<RawLease>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLease {
+    pub name: Option<S<String>>,
+    pub duration: Option<S<String>>,
+    pub renew_every: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,8 +9,8 @@ use super::error::Problems;
 use super::raw::{RawGate, RawGuard, RawNotify, RawSlo, RawTarget, RawWindow};
 use super::validate::{duration, http_url, name};
 use super::{
-    Action, DeployWindow, Environment, Gate, Guard, GuardMode, Notify, Slo, Target, TargetKind, Webhook, WebhookFormat,
-    defaults,
+    Action, DeployWindow, Environment, Gate, Guard, GuardMode, Lease, Notify, Slo, Target, TargetKind, Webhook,
+    WebhookFormat, defaults,
 };
 
 pub fn slos(p: &mut Problems, raw: Vec<RawSlo>, checks: &HashSet<&str>) -> Vec<Slo> {
@@ -58,7 +58,8 @@ fn check_refs(p: &mut Problems, refs: &[Spanned<String>], checks: &HashSet<&str>
 }
 
 pub fn guard(p: &mut Problems, raw: Option<RawGuard>, checks: &HashSet<&str>) -> Guard {
-    let raw = raw.unwrap_or(RawGuard { mode: None, dry_run: None, targets: None, breach: None, actions: None });
+    let raw =
+        raw.unwrap_or(RawGuard { mode: None, dry_run: None, targets: None, breach: None, actions: None, lease: None });
     let mode = raw.mode.as_ref().map_or(GuardMode::Off, |m| match m.value.as_str() {
         "kubernetes" => GuardMode::Kubernetes,
         "simulated" => GuardMode::Simulated,
@@ -88,7 +89,48 @@ pub fn guard(p: &mut Problems, raw: Option<RawGuard>, checks: &HashSet<&str>) ->
         breach_max_bad,
         confirm_interval,
         actions,
+        lease: lease(p, raw.lease),
     }
+}
+
+/// Leader election timing: the leader renews every `renew_every`, others
+/// wait `duration` after the Lease last changed; two renewals may fail
+/// before leadership lapses only if `renew_every` is at most a third of it.
+fn lease(p: &mut Problems, raw: Option<super::raw::RawLease>) -> Lease {
+    let mut lease = Lease { name: None, duration: defaults::LEASE_DURATION, renew_every: defaults::LEASE_RENEW_EVERY };
+    let Some(raw) = raw else { return lease };
+    if let Some(n) = &raw.name {
+        let ok = !n.value.is_empty()
+            && n.value.len() <= 253
+            && n.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if ok {
+            lease.name = Some(n.value.clone());
+        } else {
+            p.at(
+                n,
+                "guard.lease.name",
+                format!("{:?} is not a Kubernetes object name (lowercase letters, digits, - and .)", n.value),
+            );
+        }
+    }
+    if let Some(d) = raw.duration.as_ref().and_then(|d| duration(p, d, "guard.lease.duration")) {
+        lease.duration = d;
+    }
+    if let Some(r) = raw.renew_every.as_ref().and_then(|r| duration(p, r, "guard.lease.renew_every")) {
+        lease.renew_every = r;
+    }
+    if lease.duration < std::time::Duration::from_secs(1) || lease.renew_every * 3 > lease.duration {
+        let msg = format!(
+            "renew_every ({}) must be at most a third of duration ({}), and duration at least 1s",
+            crate::units::format_duration(lease.renew_every),
+            crate::units::format_duration(lease.duration)
+        );
+        match raw.renew_every.as_ref().or(raw.duration.as_ref()) {
+            Some(at) => p.at(at, "guard.lease", msg),
+            None => p.field("guard.lease", msg),
+        }
+    }
+    lease
 }
 
 fn action(p: &mut Problems, a: &Spanned<String>) -> Option<Action> {

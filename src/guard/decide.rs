@@ -2,6 +2,8 @@
 //! order:
 //! - unarmed (no rollout, no open migration): notify only — a rollback
 //!   cannot fix what a change did not cause;
+//! - a breach confirmed before the target armed: notify only, for the
+//!   same reason (the release going out may even be its fix);
 //! - armed, data stale (no fresh result): pause, never roll back — a
 //!   rollback needs evidence, missing data is not evidence;
 //! - armed, breach confirmed, on a migration declared `on_breach: pause`:
@@ -33,6 +35,8 @@ pub struct TargetView {
 pub enum Trigger {
     /// The breach rule confirmed on a guarding check.
     Breach,
+    /// A breach confirmed before the target armed, still going on.
+    StandingBreach,
     /// A guarding check has no result newer than `gate.stale_after`.
     DataStale,
 }
@@ -72,6 +76,9 @@ pub fn decide(target: &TargetView, trigger: Trigger, allowed: &[Action]) -> Deci
         }
     };
     match trigger {
+        Trigger::StandingBreach => {
+            Decision::NotifyOnly { why: "the breach began before this change: a rollback cannot fix it" }
+        }
         Trigger::DataStale => pause("no fresh data: paused, never rolled back without evidence"),
         Trigger::Breach if target.migration == Some(OnBreach::Pause) => {
             pause("the migration declared on_breach: pause")
@@ -106,7 +113,14 @@ mod tests {
 
     #[test]
     fn each_rule_in_order() {
-        let table: [(&str, TargetView, Trigger, &[Action], Decision); 10] = [
+        let table: [(&str, TargetView, Trigger, &[Action], Decision); 11] = [
+            (
+                "a breach older than the change",
+                target(),
+                Trigger::StandingBreach,
+                &ALL,
+                Decision::NotifyOnly { why: "the breach began before this change: a rollback cannot fix it" },
+            ),
             ("bad rollout", target(), Trigger::Breach, &ALL, Decision::PauseThenRollback),
             (
                 "breach without a rollout",

@@ -31,6 +31,8 @@ pub struct CheckJudge {
     /// Badness of the latest probes with evidence, oldest first.
     recent: VecDeque<bool>,
     last_evidence: Option<Timestamp>,
+    /// Start of the probe that confirmed the breach going on now.
+    breached_since: Option<Timestamp>,
 }
 
 impl CheckJudge {
@@ -40,6 +42,7 @@ impl CheckJudge {
             max_bad: max_bad.max(1) as usize,
             recent: VecDeque::new(),
             last_evidence: None,
+            breached_since: None,
         }
     }
 
@@ -55,7 +58,19 @@ impl CheckJudge {
         while self.recent.len() > self.window {
             self.recent.pop_front();
         }
-        self.breached()
+        let breached = self.breached();
+        match (breached, self.breached_since) {
+            (true, None) => self.breached_since = Some(at),
+            (false, Some(_)) => self.breached_since = None,
+            _ => {}
+        }
+        breached
+    }
+
+    /// When the breach going on now was confirmed; `None` when not breached.
+    /// A breach confirmed before a target armed was not caused by its change.
+    pub fn breached_since(&self) -> Option<Timestamp> {
+        self.breached_since
     }
 
     pub fn breached(&self) -> bool {
@@ -107,8 +122,11 @@ mod tests {
         assert!(!j.observe(Verdict::Good, at(1)));
         assert!(!j.observe(Verdict::Bad, at(2)));
         assert!(j.observe(Verdict::Bad, at(3)), "third bad of the last five");
+        assert_eq!(j.breached_since(), Some(at(3)), "confirmed by the probe of 3 s");
         assert!(j.observe(Verdict::Good, at(4)), "one good in five still leaves three bad");
+        assert_eq!(j.breached_since(), Some(at(3)), "the same breach goes on");
         assert!(!j.observe(Verdict::Good, at(5)), "the oldest bad left the window");
+        assert_eq!(j.breached_since(), None);
     }
 
     #[test]
