@@ -46,6 +46,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The longest a rollback waits for its intent to reach storage.
 const INTENT_WAIT: Duration = Duration::from_millis(250);
+/// The longest one call to the cluster may take before it counts as failed
+/// (and the target is read again: the call may have been applied).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Audit rows read back to find actions a restart interrupted.
 const RECONCILE_ROWS: u32 = 2_000;
 
@@ -167,6 +170,8 @@ impl Actuator {
         let mut failures = 0u32;
         let mut last_error = String::new();
         let mut attempt = 0u32;
+        // The action under way, for the record if it never goes through.
+        let mut acting = "pause";
         while Instant::now() < deadline {
             if !self.leadership.is_leader() {
                 tracing::warn!(target = %target, "lost the leadership while acting; the new leader decides");
@@ -177,7 +182,7 @@ impl Actuator {
                 tracing::info!(target = %target, check = %cause.check, "the cause cleared before the action went through; not acting");
                 return;
             }
-            let state = match self.cluster.rollout(target).await {
+            let state = match timed(target, self.cluster.rollout(target)).await {
                 Ok(s) => s,
                 Err(e) if e.is_transient() => {
                     last_error = e.to_string();
@@ -185,7 +190,7 @@ impl Actuator {
                     tokio::time::sleep(backoff(failures)).await;
                     continue;
                 }
-                Err(e) => return self.give_up(target, cause, "read", &e.to_string()),
+                Err(e) => return self.give_up(target, cause, acting, &e.to_string()),
             };
             let view = self.view(target, &state);
             let decision = decide(&view, cause.trigger, &self.config.guard.actions);
@@ -200,11 +205,20 @@ impl Actuator {
             }
             let done = match step {
                 Step::Pause { then_rollback, why } => match self.pause(target, &state, cause, why).await {
-                    Ok(()) if then_rollback => self.roll_back(target, &state, cause).await,
+                    Ok(()) if then_rollback => {
+                        acting = "rollback";
+                        self.roll_back(target, &state, cause).await
+                    }
                     Ok(()) => return,
-                    Err(e) => Err(e),
+                    Err(e) => {
+                        acting = "pause";
+                        Err(e)
+                    }
                 },
-                Step::Rollback => self.roll_back(target, &state, cause).await,
+                Step::Rollback => {
+                    acting = "rollback";
+                    self.roll_back(target, &state, cause).await
+                }
             };
             match done {
                 Ok(()) => return,
@@ -220,13 +234,13 @@ impl Actuator {
                     tracing::warn!(target = %target, error = %e, attempt = failures, "action failed; retrying");
                     tokio::time::sleep(backoff(failures)).await;
                 }
-                Err(e) => return self.give_up(target, cause, "act", &e.to_string()),
+                Err(e) => return self.give_up(target, cause, acting, &e.to_string()),
             }
         }
         self.give_up(
             target,
             cause,
-            "retry",
+            acting,
             &format!("gave up after {}: {last_error}", humantime::format_duration(GIVE_UP)),
         );
     }
@@ -264,7 +278,7 @@ impl Actuator {
         let now = self.clock.now();
         let id = format!("pause:{target}:{}:{}", state.template, now.as_millisecond());
         self.record(&id, "intent", target, "pause", cause, &why);
-        let sent = self.cluster.pause(target, &why, now).await;
+        let sent = timed(target, self.cluster.pause(target, &why, now)).await;
         let took = cause.since.elapsed().as_secs_f64();
         match &sent {
             Ok(()) => {
@@ -281,6 +295,8 @@ impl Actuator {
                 );
                 self.tell(target, cause, format!("{target} paused: {why}"));
             }
+            // Retried: only the final failure counts (in `give_up`).
+            Err(e) if e.is_transient() => self.record(&id, "retry", target, "pause", cause, &e.to_string()),
             Err(e) => {
                 self.metrics.guard.action(target, "pause", "failed");
                 self.record(&id, "failed", target, "pause", cause, &e.to_string());
@@ -298,7 +314,7 @@ impl Actuator {
             Ok(Ok(())) => {}
             _ => self.writer.enqueue(intent),
         }
-        let sent = self.cluster.roll_back(target).await;
+        let sent = timed(target, self.cluster.roll_back(target)).await;
         let took = cause.since.elapsed().as_secs_f64();
         match &sent {
             Ok(done) => {
@@ -317,7 +333,7 @@ impl Actuator {
                 );
                 self.tell(target, cause, format!("{target} {what}: {}", cause.reason));
             }
-            Err(ClusterError::Conflict(_)) => {}
+            Err(e) if e.is_transient() => self.record(&id, "retry", target, "rollback", cause, &e.to_string()),
             Err(e) => {
                 self.metrics.guard.action(target, "rollback", "failed");
                 self.record(&id, "failed", target, "rollback", cause, &e.to_string());
@@ -362,10 +378,11 @@ impl Actuator {
         true
     }
 
-    fn give_up(&self, target: &TargetRef, cause: &Cause, stage: &str, error: &str) {
-        tracing::error!(target = %target, stage, error, "could not act on a breach");
-        let id = format!("failed:{target}:{}", self.clock.now().as_millisecond());
-        self.record(&id, "failed", target, "rollback", cause, &format!("could not act ({stage}): {error}"));
+    fn give_up(&self, target: &TargetRef, cause: &Cause, action: &str, error: &str) {
+        tracing::error!(target = %target, action, error, "could not act on a breach");
+        self.metrics.guard.action(target, action, "failed");
+        let id = format!("{action}:{target}:gave-up:{}", self.clock.now().as_millisecond());
+        self.record(&id, "failed", target, action, cause, &format!("could not {action}: {error}"));
         self.tell(target, cause, format!("Guardian could not act on {target}: {error}; {}", cause.reason));
     }
 
@@ -417,7 +434,7 @@ impl Actuator {
         let rows = store.actions(RECONCILE_ROWS).await?;
         let finished: HashSet<&str> = rows
             .iter()
-            .filter(|r| r.outcome != "intent")
+            .filter(|r| r.outcome != "intent" && r.outcome != "retry")
             .filter_map(|r| r.id.rsplit_once(':').map(|(k, _)| k))
             .collect();
         for intent in rows.iter().filter(|r| r.action == "rollback" && r.outcome == "intent") {
@@ -454,6 +471,20 @@ impl Actuator {
         }
         Ok(())
     }
+}
+
+/// A cluster call bounded by `CALL_TIMEOUT`; running out of time is an
+/// `Unavailable` error, retried like a 5xx.
+async fn timed<T>(
+    target: &TargetRef,
+    call: impl Future<Output = crate::cluster::Result<T>>,
+) -> crate::cluster::Result<T> {
+    tokio::time::timeout(CALL_TIMEOUT, call).await.unwrap_or_else(|_| {
+        Err(ClusterError::Unavailable {
+            target: target.clone(),
+            detail: format!("no answer within {}", humantime::format_duration(CALL_TIMEOUT)),
+        })
+    })
 }
 
 /// Which cause wins when two wait for one worker: evidence of a breach the

@@ -253,16 +253,12 @@ async fn connect_cluster(
     let client = kube::Client::try_default().await.map_err(AppError::Kubernetes)?;
     let namespace = client.default_namespace().to_string();
     let identity = env.var("HOSTNAME").unwrap_or_else(|| format!("guardian-{:08x}", rand::random::<u32>()));
-    let lease = format!("guardian-{}", config.environment.as_str());
+    let l = &config.guard.lease;
+    let lease = l.name.clone().unwrap_or_else(|| format!("guardian-{}", config.environment.as_str()));
+    // A follower looks again (and a failed call is retried) twice per renewal.
+    let timing = LeaseTiming { lease_duration: l.duration, renew_every: l.renew_every, retry_every: l.renew_every / 2 };
     tracing::info!(%namespace, %lease, %identity, "leader election through a Lease");
-    let elector = Arc::new(LeaseElector::new(
-        client.clone(),
-        &namespace,
-        &lease,
-        &identity,
-        LeaseTiming::default(),
-        clock.clone(),
-    ));
+    let elector = Arc::new(LeaseElector::new(client.clone(), &namespace, &lease, &identity, timing, clock.clone()));
     Ok((Arc::new(KubeCluster::from_client(client)), None, elector.clone(), Some(elector)))
 }
 

@@ -13,7 +13,7 @@ pub struct ActionRecord {
     pub target: String,
     /// `pause`, `rollback`, `resume`, `notify`.
     pub action: String,
-    /// `ok`, `failed`, `dry_run`, `intent`.
+    /// `ok`, `failed`, `dry_run`, `intent` (before the patch), `retry` (an attempt that will be retried).
     pub outcome: String,
     pub incident: Option<String>,
     pub detail: String,

@@ -6,6 +6,7 @@
 pub mod eventually;
 pub mod fake_apiserver;
 pub mod guardian;
+pub mod kube_guardian;
 pub mod postgres;
 pub mod promtext;
 pub mod targets;
