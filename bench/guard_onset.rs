@@ -33,7 +33,11 @@ const HEALTHY_FOR: Duration = Duration::from_secs(10);
 struct Tally {
     slow: Vec<f64>,
     errors: Vec<f64>,
+    slow_rollback: Vec<f64>,
+    errors_rollback: Vec<f64>,
     missed: usize,
+    /// Rollbacks beyond the first during one bad rollout (must stay 0).
+    extra_rollbacks: usize,
     healthy: usize,
     false_rollbacks: usize,
     false_pauses: usize,
@@ -55,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
         let t = t?;
         all.slow.extend(t.slow);
         all.errors.extend(t.errors);
+        all.slow_rollback.extend(t.slow_rollback);
+        all.errors_rollback.extend(t.errors_rollback);
         all.missed += t.missed;
+        all.extra_rollbacks += t.extra_rollbacks;
         all.healthy += t.healthy;
         all.false_rollbacks += t.false_rollbacks;
         all.false_pauses += t.false_pauses;
@@ -63,9 +70,12 @@ async fn main() -> anyhow::Result<()> {
     println!("guard_onset: {pairs} pairs × {rounds} rounds in {:.0} s", started.elapsed().as_secs_f64());
     println!("| fault | rollouts | p50 | p95 | p99 | max | goal |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    row("payments slowed to 3.5 s", &mut all.slow, "4.5 s");
-    row("payments answering 503", &mut all.errors, "1.5 s");
+    row("payments slowed to 3.5 s: pause", &mut all.slow, "4.5 s");
+    row("payments slowed to 3.5 s: rollback", &mut all.slow_rollback, "-");
+    row("payments answering 503: pause", &mut all.errors, "1.5 s");
+    row("payments answering 503: rollback", &mut all.errors_rollback, "-");
     println!("\nmissed bad rollouts (no pause within 15 s): {}", all.missed);
+    println!("second rollbacks during a bad rollout: {}", all.extra_rollbacks);
     println!(
         "healthy-but-noisy rollouts (p99 at 70 % of budget, 10 s each): {} — false rollbacks {}, false pauses {}",
         all.healthy, all.false_rollbacks, all.false_pauses
@@ -118,10 +128,18 @@ async fn pair(rounds: usize) -> anyhow::Result<Tally> {
             } else {
                 Fault { status: Some(503), error_rate: 1.0, ..Fault::on(PATH) }
             };
-            match bad_rollout(&sim, &cluster, &t, version, fault).await? {
-                Some(s) if slow => tally.slow.push(s),
-                Some(s) => tally.errors.push(s),
-                None => tally.missed += 1,
+            let (paused, rolled_back, rollbacks) = bad_rollout(&sim, &cluster, &t, version, fault).await?;
+            tally.extra_rollbacks += rollbacks.saturating_sub(1);
+            match (paused, rolled_back) {
+                (Some(p), r) if slow => {
+                    tally.slow.push(p);
+                    tally.slow_rollback.extend(r);
+                }
+                (Some(p), r) => {
+                    tally.errors.push(p);
+                    tally.errors_rollback.extend(r);
+                }
+                (None, _) => tally.missed += 1,
             }
             settle(&app).await;
         }
@@ -136,33 +154,35 @@ async fn pair(rounds: usize) -> anyhow::Result<Tally> {
     Ok(tally)
 }
 
-/// Seconds from the fault to the pause, or `None` if none came within 15 s.
+/// Seconds from the fault to the pause and to the rollback, each `None` if
+/// it did not come within 15 s, and how many rollbacks were sent in all.
 async fn bad_rollout(
     sim: &Simulator,
     cluster: &MemoryCluster,
     t: &TargetRef,
     version: usize,
     fault: Fault,
-) -> anyhow::Result<Option<f64>> {
+) -> anyhow::Result<(Option<f64>, Option<f64>, usize)> {
     let before = cluster.calls_at().len();
     cluster.start_rollout(t, &format!("v{version}"))?;
     // A random moment of the 1 s probe cycle.
     tokio::time::sleep(Duration::from_millis(200 + rand::random::<u64>() % 1_000)).await;
     sim.faults().set(fault);
     let onset = Instant::now();
-    let mut paused = None;
-    while onset.elapsed() < Duration::from_secs(15) {
-        if let Some((at, _)) = cluster.calls_at().into_iter().skip(before).find(|(_, c)| c.starts_with("pause")) {
-            paused = Some(at.duration_since(onset).as_secs_f64());
-            break;
-        }
+    let after = |what: &str| {
+        let calls = cluster.calls_at().into_iter().skip(before);
+        calls.filter(|(_, c)| c.starts_with(what)).map(|(at, _)| at.duration_since(onset).as_secs_f64()).next()
+    };
+    while onset.elapsed() < Duration::from_secs(15) && after("rollback").is_none() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Let the rollback land, then the old version is healthy and settles.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Slow probes still in flight land after the rollback: they must not bring a second one.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The old version is healthy again and settles.
     sim.faults().clear();
     cluster.complete_rollout(t)?;
-    Ok(paused)
+    let rollbacks = cluster.calls_at().into_iter().skip(before).filter(|(_, c)| c.starts_with("rollback")).count();
+    Ok((after("pause"), after("rollback"), rollbacks))
 }
 
 /// A rollout of a healthy release whose latency is noisy: p99 near 2.1 s

@@ -17,7 +17,7 @@
 //! Why it is fast: a trigger is handed over without waiting; the pause goes
 //! first, the rollback right after it; notices and storage writes are queued.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,9 +77,9 @@ pub struct Actuator {
     slots: BTreeMap<TargetRef, Slot>,
     /// (target, template rolled back from) done by this process.
     rolled_back: Mutex<HashSet<(TargetRef, String)>>,
-    /// The last decision told about per target and template, so a breach
+    /// Decisions already told about, per target and template, so a breach
     /// that goes on is told once, not at every probe.
-    told: Mutex<HashMap<TargetRef, String>>,
+    told: Mutex<HashSet<(TargetRef, String)>>,
 }
 
 #[derive(Default)]
@@ -195,6 +195,7 @@ impl Actuator {
             let view = self.view(target, &state);
             let decision = decide(&view, cause.trigger, &self.config.guard.actions);
             let step = match decision {
+                Decision::Nothing => return,
                 Decision::NotifyOnly { why } => return self.tell_once(target, &state, cause, why),
                 Decision::Pause { why } => Step::Pause { then_rollback: false, why },
                 Decision::PauseThenRollback => Step::Pause { then_rollback: true, why: "" },
@@ -351,7 +352,7 @@ impl Actuator {
             Decision::PauseThenRollback => &["pause", "rollback"],
             Decision::Pause { .. } => &["pause"],
             Decision::Rollback => &["rollback"],
-            Decision::NotifyOnly { .. } => &[],
+            Decision::NotifyOnly { .. } | Decision::Nothing => &[],
         };
         for action in actions {
             let id = format!("{action}:{target}:{}:dry_run", state.template);
@@ -370,12 +371,7 @@ impl Actuator {
     }
 
     fn first_time(&self, target: &TargetRef, key: &str) -> bool {
-        let mut told = lock(&self.told);
-        if told.get(target).is_some_and(|k| k == key) {
-            return false;
-        }
-        told.insert(target.clone(), key.to_string());
-        true
+        lock(&self.told).insert((target.clone(), key.to_string()))
     }
 
     fn give_up(&self, target: &TargetRef, cause: &Cause, action: &str, error: &str) {
@@ -488,10 +484,12 @@ async fn timed<T>(
 }
 
 /// Which cause wins when two wait for one worker: evidence of a breach the
-/// change caused, then missing data, then a breach older than the change.
+/// change caused, then a suspected one, then missing data, then a breach
+/// older than the change.
 fn rank(trigger: Trigger) -> u8 {
     match trigger {
-        Trigger::Breach => 2,
+        Trigger::Breach => 3,
+        Trigger::Suspected => 2,
         Trigger::DataStale => 1,
         Trigger::StandingBreach => 0,
     }

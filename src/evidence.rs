@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actuator::{Actuator, Cause};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::guard::{CheckJudge, Trigger, Verdict};
+use crate::guard::{CheckJudge, Standing, Trigger, Verdict};
 use crate::probe::{Outcome, ProbeEvent, ProbeObserver, ProbeResult};
 use crate::targets::Targets;
 use crate::units::format_duration;
@@ -36,16 +36,20 @@ impl Judges {
         Self { judges: Mutex::new(judges.collect()), stale_after: config.gate.stale_after }
     }
 
-    /// Records a probe; the breach going on now and when it was confirmed.
-    fn observe(&self, check: &str, verdict: Verdict, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    /// Records a probe (or resolves a suspect one); where the check stands
+    /// and since when it has been breached.
+    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp) -> Option<(Standing, jiff::Timestamp)> {
         let mut judges = lock(&self.judges);
         let judge = judges.get_mut(check)?;
-        judge.observe(verdict, at);
-        judge.breached_since()
+        let standing = match event {
+            Seen::Probe(v) => judge.observe(v, at),
+            Seen::Ended { answered } => judge.resolve(at, answered),
+        };
+        Some((standing, judge.breached_since()?))
     }
 
-    pub fn breached(&self, check: &str) -> bool {
-        lock(&self.judges).get(check).is_some_and(CheckJudge::breached)
+    pub fn standing(&self, check: &str) -> Standing {
+        lock(&self.judges).get(check).map_or(Standing::Fine, CheckJudge::standing)
     }
 
     /// No evidence for `gate.stale_after`, counting from `since` at the earliest.
@@ -56,7 +60,8 @@ impl Judges {
     /// Whether the trigger of `check` still holds (`since`: when its target armed).
     pub fn still(&self, trigger: Trigger, check: &str, now: jiff::Timestamp, since: jiff::Timestamp) -> bool {
         match trigger {
-            Trigger::Breach | Trigger::StandingBreach => self.breached(check),
+            Trigger::Breach => self.standing(check) == Standing::Confirmed,
+            Trigger::Suspected | Trigger::StandingBreach => self.standing(check) != Standing::Fine,
             Trigger::DataStale => self.is_stale(check, now, since),
         }
     }
@@ -89,14 +94,20 @@ impl Evidence {
         }
     }
 
-    fn observe(&self, check: &str, verdict: Verdict, at: jiff::Timestamp, reason: String) {
-        let Some(breached_since) = self.judges.observe(check, verdict, at) else { return };
-        if verdict != Verdict::Bad {
+    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp, reason: String) {
+        if matches!(event, Seen::Probe(Verdict::Good | Verdict::Unreachable)) {
+            // Good news and no news never call for action; still, they count.
+            self.judges.observe(check, event, at);
             return;
         }
+        let Some((standing, breached_since)) = self.judges.observe(check, event, at) else { return };
         for (target, armed_since, _) in self.targets.armed_for(check) {
-            // Confirmed before the target armed: its change did not cause it.
-            let trigger = if breached_since < armed_since { Trigger::StandingBreach } else { Trigger::Breach };
+            // Begun before the target armed: its change did not cause it.
+            let trigger = match standing {
+                _ if breached_since < armed_since => Trigger::StandingBreach,
+                Standing::Confirmed => Trigger::Breach,
+                Standing::Suspected | Standing::Fine => Trigger::Suspected,
+            };
             let cause = Cause { trigger, check: check.to_string(), reason: reason.clone(), since: Instant::now() };
             self.actuator.trigger(&target, cause);
         }
@@ -130,14 +141,24 @@ impl Evidence {
     }
 }
 
-/// What a finished probe proves. No answer at all (refused, unresolvable,
-/// no route) is not evidence; a probe that outlived its budget is (it was
-/// counted bad at that moment already, so its end adds nothing).
-fn verdict(r: &ProbeResult) -> Option<Verdict> {
+/// What the judges are told.
+#[derive(Debug, Clone, Copy)]
+enum Seen {
+    Probe(Verdict),
+    /// A probe already counted as a suspect ended, with an answer or without.
+    Ended {
+        answered: bool,
+    },
+}
+
+/// What a finished probe shows. No answer at all (refused, unresolvable, a
+/// timeout with nothing back) is not evidence; a probe that outlived its
+/// budget was a suspect since then, and its end says whether it answered.
+fn seen(r: &ProbeResult) -> Seen {
     if r.over_budget_early {
-        return None;
+        return Seen::Ended { answered: r.status.is_some() };
     }
-    Some(match r.outcome {
+    Seen::Probe(match r.outcome {
         Outcome::Ok => Verdict::Good,
         Outcome::Failed if r.status.is_none() => Verdict::Unreachable,
         Outcome::Slow | Outcome::Failed => Verdict::Bad,
@@ -149,12 +170,10 @@ impl ProbeObserver for Evidence {
         match event {
             ProbeEvent::OverBudget { check, started_at } => {
                 let reason = format!("{check} did not answer within its {} budget", self.budget(check));
-                self.observe(check, Verdict::Bad, started_at, reason);
+                self.observe(check, Seen::Probe(Verdict::Suspect), started_at, reason);
             }
             ProbeEvent::Finished(r) => {
-                if let Some(v) = verdict(r) {
-                    self.observe(&r.check, v, r.started_at, format!("{}: {}", r.check, r.reason));
-                }
+                self.observe(&r.check, seen(r), r.started_at, format!("{}: {}", r.check, r.reason))
             }
             ProbeEvent::Skipped { .. } => {}
         }

@@ -9,7 +9,7 @@ mod plan;
 mod rollout;
 
 pub use decide::{Decision, TargetView, Trigger, decide};
-pub use judge::{CheckJudge, Verdict, detection_bound};
+pub use judge::{CheckJudge, Standing, Verdict, detection_bound};
 pub use plan::{PlanError, ReplicaSetView, RollbackPlan, plan_rollback};
 pub use rollout::DeploymentState;
 

@@ -12,14 +12,15 @@ mod support;
 
 use std::time::Duration;
 
+use guardian::sim::Fault;
 use serde_json::json;
 use support::eventually::eventually;
 use support::fake_apiserver::Matcher;
 use support::guardian::Guardian;
 use support::kube_guardian::{
-    Cluster, DEPLOYMENT, JSON_PATCH, LEASE_DURATION, MERGE_PATCH, NAME, NS, RENEW_EVERY, ROLLED_BACK_FROM,
-    ROLLED_BACK_TO, ROLLOUT, Replica, TARGET, actions, actions_total, armed, content_type, count, healthy, image,
-    image_of, incidents, kill, leading, leads, ready, status, watching,
+    Cluster, DEPLOYMENT, JSON_PATCH, LEASE_DURATION, MERGE_PATCH, NAME, NS, REASON, RENEW_EVERY, ROLLED_BACK_FROM,
+    ROLLED_BACK_TO, ROLLOUT, Replica, STALE_AFTER, TARGET, actions, actions_total, armed, baseline, content_type,
+    count, healthy, image, image_of, incidents, kill, leading, leads, post_json, ready, reason_of, status, watching,
 };
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -387,4 +388,149 @@ async fn an_argo_rollout_is_paused_on_spec_and_aborted_on_its_status() {
     })
     .await;
     assert_eq!(actions_total(&g, target, "rollback", "ok").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_stopped_during_a_rollout_is_paused_for_missing_data_and_never_rolled_back() {
+    let mut c = Cluster::start().await;
+    c.seed_deployment();
+    let g = c.guardian(&Replica::named("guardian-a"));
+    ready(&g).await;
+    c.roll_out();
+    armed(&g).await;
+    c.stop_simulator().await;
+    let stopped = Instant::now();
+    // A refused connection is no evidence: only missing data, once gate.stale_after has gone by since the last answer.
+    eventually(STALE_AFTER + ACTS_WITHIN, "paused for missing data", || async { !c.pauses().is_empty() }).await;
+    let took = stopped.elapsed();
+    eprintln!("paused {took:?} after the simulator stopped");
+    // The last answer came at most about one interval (1 s) before the stop.
+    assert!(took >= STALE_AFTER - Duration::from_secs(2), "paused {took:?} after the stop, before the data went stale");
+    // Missing data goes on: still never a rollback, nor a second pause.
+    sleep(NOTHING_MORE + Duration::from_secs(2)).await;
+
+    let writes = c.writes_besides_the_lease();
+    assert_eq!(content_types(&writes), [MERGE_PATCH], "one pause and nothing else: {writes:#?}");
+    assert_eq!((writes[0].method.as_str(), writes[0].path.as_str()), ("PATCH", DEPLOYMENT));
+    assert_eq!(writes[0].body["spec"], json!({"paused": true}));
+    let reason = reason_of(&writes[0]);
+    assert!(reason.contains("no answer") && reason.contains("payments-health"), "{reason}");
+    let d = c.deployment();
+    assert_eq!(d["spec"]["paused"], true, "{d}");
+    assert_eq!(d["metadata"]["annotations"][REASON], reason.as_str(), "{d}");
+    assert_eq!(image_of(&d), image("1.8.2"), "not rolled back: the new template stays");
+    assert!(d["metadata"]["annotations"][ROLLED_BACK_FROM].is_null(), "{d}");
+
+    eventually(Duration::from_secs(5), "the pause is listed", || async {
+        count(&actions(&g).await, "pause", "ok") == 1
+    })
+    .await;
+    let a = actions(&g).await;
+    assert_eq!(count(&a, "pause", "ok"), 1, "{a:#?}");
+    assert!(a.iter().all(|a| a["action"] != "rollback"), "no rollback, not even its intent: {a:#?}");
+    assert_eq!(actions_total(&g, TARGET, "pause", "ok").await, 1.0);
+    assert_eq!(actions_total(&g, TARGET, "rollback", "ok").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_declared_on_breach_pause_arms_the_deployment_which_is_paused_never_rolled_back() {
+    let c = Cluster::start().await;
+    c.seed_deployment();
+    let g = c.guardian(&Replica::named("guardian-a"));
+    ready(&g).await;
+    let before = status(&g).await;
+    assert_eq!(before["targets"][0]["armed"], false, "nothing rolls out yet: {}", before["targets"]);
+
+    let body = json!({"target": TARGET, "description": "drop column customers.legacy_ref", "on_breach": "pause"});
+    let (code, answer) = post_json(&g, "/api/v1/migrations", &body).await;
+    assert_eq!(code, 201, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let target = status(&g).await["targets"][0].clone();
+    assert_eq!(target["armed"], true, "a migration arms the target without a rollout: {target}");
+    assert_eq!(target["rolling_out"], false, "{target}");
+    assert_eq!(target["migrations"][0]["id"], id.as_str(), "{target}");
+
+    c.break_payments();
+    eventually(ACTS_WITHIN, "paused", || async { !c.pauses().is_empty() }).await;
+    sleep(NOTHING_MORE).await;
+    let writes = c.writes_besides_the_lease();
+    assert_eq!(content_types(&writes), [MERGE_PATCH], "exactly one pause, no rollback: {writes:#?}");
+    assert_eq!((writes[0].method.as_str(), writes[0].path.as_str()), ("PATCH", DEPLOYMENT));
+    assert_eq!(writes[0].body["spec"], json!({"paused": true}));
+    let reason = reason_of(&writes[0]);
+    assert!(reason.contains("payments-health") && reason.contains("on_breach: pause"), "{reason}");
+    let d = c.deployment();
+    assert_eq!(d["spec"]["paused"], true, "{d}");
+    assert_eq!(image_of(&d), image("1.8.1"), "the template is left alone");
+    assert!(d["metadata"]["annotations"][ROLLED_BACK_FROM].is_null(), "{d}");
+    eventually(Duration::from_secs(5), "the pause is listed", || async {
+        count(&actions(&g).await, "pause", "ok") == 1
+    })
+    .await;
+    let a = actions(&g).await;
+    assert!(a.iter().all(|a| a["action"] != "rollback"), "no rollback, not even its intent: {a:#?}");
+
+    // The pause is a spec change (generation + 1): the controller observes it and the Deployment is settled again,
+    // armed only by the migration.
+    c.fake.sync_deployment(NS, NAME);
+    eventually(Duration::from_secs(5), "the settled, paused Deployment is seen", || async {
+        let t = &status(&g).await["targets"][0];
+        t["rolling_out"] == false && t["paused"] == true
+    })
+    .await;
+    let (code, answer) = post_json(&g, &format!("/api/v1/migrations/{id}/finish"), &json!({})).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["id"], id.as_str(), "{answer}");
+    let target = status(&g).await["targets"][0].clone();
+    assert_eq!(target["armed"], false, "finishing the migration disarms: {target}");
+    assert_eq!(target["migrations"], json!([]), "{target}");
+    // The fault goes on, the target disarmed: nothing more.
+    sleep(Duration::from_secs(2)).await;
+    assert_eq!(c.writes_besides_the_lease().len(), 1, "{:#?}", c.writes_besides_the_lease());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_count_dropping_during_a_rollout_is_paused_and_rolled_back_naming_both_numbers() {
+    const CHECK: &str = "customers-count";
+    let c = Cluster::start().await;
+    c.seed_deployment();
+    let g = c.guardian(&Replica::named("guardian-a").counting_customers());
+    ready(&g).await;
+    assert_eq!(baseline(&g, CHECK, "/count").await, None, "no baseline while nothing is armed");
+    c.roll_out();
+    armed(&g).await;
+    // The first good answer after arming is the baseline.
+    eventually(Duration::from_secs(5), "the baseline is taken at arming", || async {
+        baseline(&g, CHECK, "/count").await == Some(1342.0)
+    })
+    .await;
+    c.fault(Fault { json: Some(json!({"count": 1200})), ..Fault::on("/api/customers/count") });
+    eventually(ACTS_WITHIN, "paused then rolled back", || async { !c.rollbacks().is_empty() }).await;
+
+    let writes = c.writes_besides_the_lease();
+    assert_eq!(content_types(&writes), [MERGE_PATCH, JSON_PATCH], "{writes:#?}");
+    assert!(writes.iter().all(|w| w.method == "PATCH" && w.path == DEPLOYMENT), "{writes:#?}");
+    assert_eq!(writes[0].body["spec"], json!({"paused": true}));
+    let reason = reason_of(&writes[0]);
+    assert!(reason.contains(CHECK) && reason.contains("1342") && reason.contains("1200"), "{reason}");
+    let d = c.deployment();
+    let on_the_object = d["metadata"]["annotations"][REASON].as_str().unwrap_or_default();
+    assert!(on_the_object.contains("1342") && on_the_object.contains("1200"), "{d}");
+    assert_eq!(image_of(&d), image("1.8.1"), "the previous template runs again");
+    assert_eq!(d["metadata"]["annotations"][ROLLED_BACK_FROM], "2");
+
+    // The controller rolls the old template out; the count stays low: never a second action.
+    c.fake.sync_deployment(NS, NAME);
+    sleep(NOTHING_MORE).await;
+    assert_eq!(c.writes_besides_the_lease().len(), 2, "{:#?}", c.writes_besides_the_lease());
+    eventually(Duration::from_secs(5), "the actions are listed", || async {
+        let a = actions(&g).await;
+        count(&a, "pause", "ok") == 1 && count(&a, "rollback", "ok") == 1
+    })
+    .await;
+    let a = actions(&g).await;
+    let rollback = a.iter().find(|a| a["action"] == "rollback" && a["outcome"] == "ok").unwrap();
+    let detail = rollback["detail"].as_str().unwrap();
+    assert!(detail.contains("from revision 2 to 1") && detail.contains(CHECK), "{rollback}");
+    assert_eq!(actions_total(&g, TARGET, "rollback", "ok").await, 1.0);
 }

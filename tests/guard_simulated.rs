@@ -254,7 +254,8 @@ async fn the_customer_count_dropping_during_a_rollout_is_a_breach_naming_both_nu
     let g = start("").await;
     g.cluster.start_rollout(&dashboard(), "nextgen-dashboard:1.8.2").unwrap();
     eventually(Duration::from_secs(5), "the baseline is taken at arming", || async {
-        g.get("/api/v1/status").await.contains("1342")
+        let status: serde_json::Value = serde_json::from_str(&g.get("/api/v1/status").await).unwrap();
+        status["baselines"].as_array().unwrap().iter().any(|b| b["check"] == "customers-count" && b["value"] == 1342.0)
     })
     .await;
     g.fault(Fault { json: Some(serde_json::json!({"count": 1200})), ..Fault::on("/api/customers/count") });

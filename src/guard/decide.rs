@@ -6,11 +6,14 @@
 //!   same reason (the release going out may even be its fix);
 //! - armed, data stale (no fresh result): pause, never roll back — a
 //!   rollback needs evidence, missing data is not evidence;
+//! - armed, breach suspected (probes past their budget, no answer yet):
+//!   pause at once, roll back only when answers confirm it;
 //! - armed, breach confirmed, on a migration declared `on_breach: pause`:
 //!   pause only — rolling code back over a schema change makes it worse;
-//! - armed, breach confirmed, already rolled back to the template running
-//!   now: notify only — the breach outlived the rollback, so the change was
-//!   not its cause, and one rollback per revision is the limit;
+//! - already rolled back to the template running now, whatever the trigger:
+//!   notify only — the breach outlived the rollback, so the change was not
+//!   its cause; one rollback per revision is the limit, and pausing the way
+//!   back would only stop the recovery;
 //! - otherwise pause then roll back, as far as `guard.actions` allows.
 //!
 //! Pure: the view of the target and the trigger in, a decision out.
@@ -37,12 +40,16 @@ pub enum Trigger {
     Breach,
     /// A breach confirmed before the target armed, still going on.
     StandingBreach,
+    /// Enough probes are past their budget to breach, but not all answered yet.
+    Suspected,
     /// A guarding check has no result newer than `gate.stale_after`.
     DataStale,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
+    /// What had to be done is done (already paused): nothing new to say.
+    Nothing,
     /// Raise and notify; touch nothing.
     NotifyOnly {
         why: &'static str,
@@ -70,22 +77,29 @@ pub fn decide(target: &TargetView, trigger: Trigger, allowed: &[Action]) -> Deci
         if !may(Action::Pause) {
             Decision::NotifyOnly { why: "pausing is not among guard.actions" }
         } else if target.paused {
-            Decision::NotifyOnly { why: "already paused" }
+            Decision::Nothing
         } else {
             Decision::Pause { why }
         }
     };
+    // The old template is on its way back: pausing or rolling back that
+    // would only stop the recovery.
+    if target.rolled_back_to.as_deref() == Some(target.template.as_str()) {
+        return Decision::NotifyOnly {
+            why: "already rolled back to this template: the breach outlived the rollback, so the change was not its cause",
+        };
+    }
     match trigger {
         Trigger::StandingBreach => {
             Decision::NotifyOnly { why: "the breach began before this change: a rollback cannot fix it" }
         }
         Trigger::DataStale => pause("no fresh data: paused, never rolled back without evidence"),
+        Trigger::Suspected => {
+            pause("probes are past their budget with no answer yet: paused; a rollback waits for answers")
+        }
         Trigger::Breach if target.migration == Some(OnBreach::Pause) => {
             pause("the migration declared on_breach: pause")
         }
-        Trigger::Breach if target.rolled_back_to.as_deref() == Some(target.template.as_str()) => Decision::NotifyOnly {
-            why: "already rolled back to this template: the breach outlived the rollback, so the change was not its cause",
-        },
         Trigger::Breach => match (may(Action::Pause) && !target.paused, may(Action::Rollback)) {
             (true, true) => Decision::PauseThenRollback,
             (false, true) => Decision::Rollback,
@@ -113,7 +127,29 @@ mod tests {
 
     #[test]
     fn each_rule_in_order() {
-        let table: [(&str, TargetView, Trigger, &[Action], Decision); 11] = [
+        let back = || TargetView { template: "t-1.8.1".into(), rolled_back_to: Some("t-1.8.1".into()), ..target() };
+        let outlived = Decision::NotifyOnly {
+            why: "already rolled back to this template: the breach outlived the rollback, so the change was not its cause",
+        };
+        let table: [(&str, TargetView, Trigger, &[Action], Decision); 15] = [
+            ("the way back is never paused on suspicion", back(), Trigger::Suspected, &ALL, outlived.clone()),
+            ("nor for missing data", back(), Trigger::DataStale, &ALL, outlived.clone()),
+            (
+                "already paused: nothing new",
+                TargetView { paused: true, ..target() },
+                Trigger::Suspected,
+                &ALL,
+                Decision::Nothing,
+            ),
+            (
+                "suspected: pause now, evidence decides the rollback",
+                target(),
+                Trigger::Suspected,
+                &ALL,
+                Decision::Pause {
+                    why: "probes are past their budget with no answer yet: paused; a rollback waits for answers",
+                },
+            ),
             (
                 "a breach older than the change",
                 target(),

@@ -1,37 +1,63 @@
 //! What a guarding check's probes prove, for the guard. A rollback needs
-//! evidence: an answer that was wrong, or one that took longer than the
+//! evidence: an answer that was wrong, or one that came later than the
 //! budget. A probe that got no answer at all (connection refused, host not
-//! found, our own network down) proves nothing about the change; it only
-//! leaves the guard without data, and data missing for `gate.stale_after`
-//! while armed is its own trigger (pause, never roll back).
+//! found, a timeout with nothing back, our own network down) proves nothing
+//! about the change; it only leaves the guard without data, and data
+//! missing for `gate.stale_after` while armed is its own trigger (pause,
+//! never roll back).
 //!
-//! The breach rule is the incident rule (`window`, `max_bad`) applied to
-//! evidence only. The detection bound says how long a breach can take to be
-//! confirmed, from the config alone. Pure: time comes in with each call.
+//! A probe still running when its budget elapses is a *suspect*: bad for
+//! the breach rule at once (so the pause is not late), but evidence only
+//! once an answer arrives — a silent connection looks the same whether the
+//! release hangs or the network between us broke. So a breach made of
+//! suspects pauses; the rollback waits for answers to prove it.
+//!
+//! The breach rule is the incident rule (`window`, `max_bad`). The detection
+//! bound says how long a breach can take to be confirmed, from the config
+//! alone. Pure: time comes in with each call.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-/// What one probe proves.
+/// What one probe shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Good,
-    /// A wrong answer, or an answer (or silence) past the budget.
+    /// A wrong answer, or an answer past the budget.
     Bad,
+    /// Still running past its budget: bad, proven only if an answer comes.
+    Suspect,
     /// No answer at all: not evidence either way.
     Unreachable,
+}
+
+/// Where a check stands for the guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Fine,
+    /// Bad enough to breach, but some of it is silence: pause, not roll back.
+    Suspected,
+    /// Bad enough to breach on answers alone: evidence for a rollback.
+    Confirmed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Good,
+    Bad,
+    Suspect,
 }
 
 #[derive(Debug, Clone)]
 pub struct CheckJudge {
     window: usize,
     max_bad: usize,
-    /// Badness of the latest probes with evidence, oldest first.
-    recent: VecDeque<bool>,
+    /// The latest probes that count, by start time, oldest first.
+    recent: VecDeque<(Timestamp, Entry)>,
     last_evidence: Option<Timestamp>,
-    /// Start of the probe that confirmed the breach going on now.
+    /// Start of the probe that made the breach going on now.
     breached_since: Option<Timestamp>,
 }
 
@@ -46,35 +72,69 @@ impl CheckJudge {
         }
     }
 
-    /// Records a probe; returns whether the check is breached with evidence now.
-    pub fn observe(&mut self, verdict: Verdict, at: Timestamp) -> bool {
-        let bad = match verdict {
-            Verdict::Unreachable => return self.breached(),
-            Verdict::Good => false,
-            Verdict::Bad => true,
+    /// Records a probe started at `at`; returns where the check stands now.
+    pub fn observe(&mut self, verdict: Verdict, at: Timestamp) -> Standing {
+        let entry = match verdict {
+            Verdict::Unreachable => return self.standing(),
+            Verdict::Good => Entry::Good,
+            Verdict::Bad => Entry::Bad,
+            Verdict::Suspect => Entry::Suspect,
         };
-        self.last_evidence = Some(self.last_evidence.map_or(at, |t| t.max(at)));
-        self.recent.push_back(bad);
+        if entry != Entry::Suspect {
+            self.saw_evidence(at);
+        }
+        self.recent.push_back((at, entry));
         while self.recent.len() > self.window {
             self.recent.pop_front();
         }
-        let breached = self.breached();
-        match (breached, self.breached_since) {
-            (true, None) => self.breached_since = Some(at),
-            (false, Some(_)) => self.breached_since = None,
-            _ => {}
-        }
-        breached
+        self.update_since(at)
     }
 
-    /// When the breach going on now was confirmed; `None` when not breached.
-    /// A breach confirmed before a target armed was not caused by its change.
+    /// A suspect probe (started at `at`) ended: with an answer it is
+    /// evidence of badness; without one it never counted.
+    pub fn resolve(&mut self, at: Timestamp, answered: bool) -> Standing {
+        let Some(i) = self.recent.iter().position(|(t, e)| *t == at && *e == Entry::Suspect) else {
+            return self.standing();
+        };
+        if answered {
+            self.recent[i].1 = Entry::Bad;
+            self.saw_evidence(at);
+        } else {
+            self.recent.remove(i);
+        }
+        self.update_since(at)
+    }
+
+    pub fn standing(&self) -> Standing {
+        let bad = self.recent.iter().filter(|(_, e)| *e == Entry::Bad).count();
+        let suspect = self.recent.iter().filter(|(_, e)| *e == Entry::Suspect).count();
+        if bad >= self.max_bad {
+            Standing::Confirmed
+        } else if bad + suspect >= self.max_bad {
+            Standing::Suspected
+        } else {
+            Standing::Fine
+        }
+    }
+
+    /// When the breach going on now (suspected or confirmed) began; `None`
+    /// when fine. A breach from before a target armed was not its change's doing.
     pub fn breached_since(&self) -> Option<Timestamp> {
         self.breached_since
     }
 
-    pub fn breached(&self) -> bool {
-        self.recent.iter().filter(|b| **b).count() >= self.max_bad
+    fn saw_evidence(&mut self, at: Timestamp) {
+        self.last_evidence = Some(self.last_evidence.map_or(at, |t| t.max(at)));
+    }
+
+    fn update_since(&mut self, at: Timestamp) -> Standing {
+        let standing = self.standing();
+        match (standing, self.breached_since) {
+            (Standing::Fine, _) => self.breached_since = None,
+            (_, None) => self.breached_since = Some(at),
+            _ => {}
+        }
+        standing
     }
 
     /// Whether the check has had no evidence for `stale_after`, counting from
@@ -116,16 +176,16 @@ mod tests {
     }
 
     #[test]
-    fn three_bad_of_five_with_evidence_confirm_and_recovery_clears() {
+    fn three_bad_of_five_confirm_and_recovery_clears() {
         let mut j = CheckJudge::new(5, 3);
-        assert!(!j.observe(Verdict::Bad, at(0)));
-        assert!(!j.observe(Verdict::Good, at(1)));
-        assert!(!j.observe(Verdict::Bad, at(2)));
-        assert!(j.observe(Verdict::Bad, at(3)), "third bad of the last five");
-        assert_eq!(j.breached_since(), Some(at(3)), "confirmed by the probe of 3 s");
-        assert!(j.observe(Verdict::Good, at(4)), "one good in five still leaves three bad");
+        assert_eq!(j.observe(Verdict::Bad, at(0)), Standing::Fine);
+        assert_eq!(j.observe(Verdict::Good, at(1)), Standing::Fine);
+        assert_eq!(j.observe(Verdict::Bad, at(2)), Standing::Fine);
+        assert_eq!(j.observe(Verdict::Bad, at(3)), Standing::Confirmed, "third bad of the last five");
+        assert_eq!(j.breached_since(), Some(at(3)), "made by the probe of 3 s");
+        assert_eq!(j.observe(Verdict::Good, at(4)), Standing::Confirmed, "one good in five still leaves three bad");
         assert_eq!(j.breached_since(), Some(at(3)), "the same breach goes on");
-        assert!(!j.observe(Verdict::Good, at(5)), "the oldest bad left the window");
+        assert_eq!(j.observe(Verdict::Good, at(5)), Standing::Fine, "the oldest bad left the window");
         assert_eq!(j.breached_since(), None);
     }
 
@@ -133,13 +193,43 @@ mod tests {
     fn unreachable_probes_are_not_evidence_and_leave_the_window_alone() {
         let mut j = CheckJudge::new(5, 3);
         for s in 0..20 {
-            assert!(!j.observe(Verdict::Unreachable, at(s)), "no answers never confirm a breach");
+            assert_eq!(j.observe(Verdict::Unreachable, at(s)), Standing::Fine, "no answers never breach");
         }
         assert_eq!(j.last_evidence(), None);
         j.observe(Verdict::Bad, at(20));
         j.observe(Verdict::Bad, at(21));
         j.observe(Verdict::Unreachable, at(22));
-        assert!(j.observe(Verdict::Bad, at(23)), "unreachable between bad answers does not dilute them");
+        assert_eq!(j.observe(Verdict::Bad, at(23)), Standing::Confirmed, "no answer between bad ones dilutes nothing");
+    }
+
+    #[test]
+    fn suspects_pause_at_once_and_prove_the_breach_only_when_answers_come() {
+        let mut j = CheckJudge::new(5, 3);
+        j.observe(Verdict::Suspect, at(0));
+        j.observe(Verdict::Suspect, at(1));
+        assert_eq!(j.observe(Verdict::Suspect, at(2)), Standing::Suspected, "three over budget, no answer yet");
+        assert_eq!(j.breached_since(), Some(at(2)));
+        assert_eq!(j.last_evidence(), None, "silence is not evidence");
+        assert_eq!(j.resolve(at(0), true), Standing::Suspected, "one late answer so far");
+        assert_eq!(j.resolve(at(1), true), Standing::Suspected);
+        assert_eq!(j.resolve(at(2), true), Standing::Confirmed, "three late answers prove it");
+        assert_eq!(j.last_evidence(), Some(at(2)));
+    }
+
+    #[test]
+    fn suspects_that_never_answer_drop_out() {
+        let mut j = CheckJudge::new(5, 3);
+        for s in 0..3 {
+            j.observe(Verdict::Suspect, at(s));
+        }
+        assert_eq!(j.standing(), Standing::Suspected);
+        // Timeouts with nothing back: the network, or a hung release — no evidence either way.
+        for s in 0..3 {
+            j.resolve(at(s), false);
+        }
+        assert_eq!(j.standing(), Standing::Fine);
+        assert_eq!(j.breached_since(), None);
+        assert_eq!(j.resolve(at(9), true), Standing::Fine, "an unknown probe changes nothing");
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub const MERGE_PATCH: &str = "application/merge-patch+json";
 pub const JSON_PATCH: &str = "application/json-patch+json";
 pub const ROLLED_BACK_TO: &str = "guardian.blueocean.io/rolled-back-to";
 pub const ROLLED_BACK_FROM: &str = "guardian.blueocean.io/rolled-back-from";
+/// The annotation a pause leaves on the object, saying why.
+pub const REASON: &str = "guardian.blueocean.io/reason";
+/// The bearer token of every guardian here (`api.token_env: GUARD_TOKEN`): POSTs other than the gate's need it.
+pub const TOKEN: &str = "guard-kube-token";
+/// `gate.stale_after` in every config here: an armed target whose check has had no answer this long is paused.
+/// It must be at least a check's interval + timeout (1 s + 6 s for payments-health), which validation enforces.
+pub const STALE_AFTER: Duration = Duration::from_secs(8);
 
 const IMAGE: &str = "registry.digitalocean.com/blueocean/nextgen-dashboard";
 const REPLICAS: i64 = 5;
@@ -48,7 +55,8 @@ pub fn image_of(object: &Value) -> String {
 /// The fake API server, the simulator the guardians probe, and one kubeconfig for all of them.
 pub struct Cluster {
     pub fake: FakeApiServer,
-    pub sim: Simulator,
+    /// `None` once stopped with [`Cluster::stop_simulator`].
+    sim: Option<Simulator>,
     sim_stop: CancellationToken,
     kubeconfig: PathBuf,
     _kube_dir: tempfile::TempDir,
@@ -60,12 +68,13 @@ pub struct Replica {
     identity: String,
     kind: &'static str,
     guard_extra: String,
+    customers: bool,
 }
 
 impl Replica {
     /// Guarding the nextgen-dashboard Deployment, acting for real.
     pub fn named(identity: &str) -> Self {
-        Self { identity: identity.to_owned(), kind: "Deployment", guard_extra: String::new() }
+        Self { identity: identity.to_owned(), kind: "Deployment", guard_extra: String::new(), customers: false }
     }
 
     pub fn dry_run(mut self) -> Self {
@@ -76,6 +85,12 @@ impl Replica {
     /// Guarding an Argo Rollout of the same name instead of the Deployment.
     pub fn of_an_argo_rollout(mut self) -> Self {
         self.kind = "Rollout";
+        self
+    }
+
+    /// Also probing `/api/customers/count` as `customers-count` (`no_drop` on `/count`), guarding the target too.
+    pub fn counting_customers(mut self) -> Self {
+        self.customers = true;
         self
     }
 
@@ -92,7 +107,24 @@ impl Cluster {
         let sim = Simulator::start(localhost, [0, 0, 0], sim_stop.clone()).await.unwrap();
         let kube_dir = tempfile::tempdir().unwrap();
         let kubeconfig = fake.kubeconfig(kube_dir.path());
-        Self { fake, sim, sim_stop, kubeconfig, _kube_dir: kube_dir }
+        Self { fake, sim: Some(sim), sim_stop, kubeconfig, _kube_dir: kube_dir }
+    }
+
+    /// The simulator the guardians probe; panics once it was stopped.
+    pub fn sim(&self) -> &Simulator {
+        self.sim.as_ref().expect("the simulator was stopped")
+    }
+
+    /// Stops the simulator and waits until its servers are gone: from now on every probe is refused.
+    pub async fn stop_simulator(&mut self) {
+        self.sim_stop.cancel();
+        let sim = self.sim.take().expect("the simulator runs");
+        tokio::time::timeout(Duration::from_secs(10), sim.stopped()).await.expect("the simulator stops");
+    }
+
+    /// Injects a fault into the simulator.
+    pub fn fault(&self, fault: Fault) {
+        self.sim().faults().set(fault);
     }
 
     /// nextgen-dashboard 1.8.1, settled at revision 1, with its ReplicaSet.
@@ -129,7 +161,7 @@ impl Cluster {
 
     /// Every payments health probe answers 503 from now on.
     pub fn break_payments(&self) {
-        self.sim.faults().set(Fault { status: Some(503), error_rate: 1.0, ..Fault::on("/api/payments/health") });
+        self.fault(Fault { status: Some(503), error_rate: 1.0, ..Fault::on("/api/payments/health") });
     }
 
     /// A guardian with its own working directory (and so its own SQLite storage).
@@ -142,17 +174,37 @@ impl Cluster {
         Guardian::start_in(dir, &self.config(replica), &self.envs(replica))
     }
 
-    fn envs<'a>(&'a self, replica: &'a Replica) -> [(&'a str, &'a str); 2] {
-        [("KUBECONFIG", self.kubeconfig.to_str().unwrap()), ("HOSTNAME", replica.identity.as_str())]
+    fn envs<'a>(&'a self, replica: &'a Replica) -> [(&'a str, &'a str); 3] {
+        [
+            ("KUBECONFIG", self.kubeconfig.to_str().unwrap()),
+            ("HOSTNAME", replica.identity.as_str()),
+            ("GUARD_TOKEN", TOKEN),
+        ]
     }
 
     /// guard_simulated.rs's guardian, in Kubernetes mode with a short lease.
     fn config(&self, r: &Replica) -> String {
-        let d = self.sim.dashboard();
+        let d = self.sim().dashboard();
+        let (customers_check, customers_guarded) = if r.customers {
+            let check = format!(
+                r#"  - name: customers-count
+    url: "http://{d}/api/customers/count"
+    interval: 1s
+    budget: 1s
+    expect:
+      json:
+        - {{ path: /count, no_drop: true }}
+"#
+            );
+            (check, ", customers-count")
+        } else {
+            (String::new(), "")
+        };
         format!(
             r#"environment: prod
 listen: "127.0.0.1:0"
 storage: {{ url: "sqlite://guardian.db" }}
+api: {{ token_env: GUARD_TOKEN }}
 probing: {{ per_host_per_second: 1000 }}
 checks:
   - name: payments-health
@@ -160,19 +212,20 @@ checks:
     interval: 1s
     budget: 3s
     timeout: 6s
-guard:
+{customers_check}guard:
   mode: kubernetes
   lease: {{ duration: {lease}s, renew_every: {renew}s }}
   targets:
-    - {{ kind: {kind}, namespace: {NS}, name: {NAME}, checks: [payments-health] }}
+    - {{ kind: {kind}, namespace: {NS}, name: {NAME}, checks: [payments-health{customers_guarded}] }}
   breach: {{ window: 5, max_bad: 3, confirm_interval: 250ms }}
 {extra}gate:
-  stale_after: 8s
+  stale_after: {stale}s
 "#,
             lease = LEASE_DURATION.as_secs(),
             renew = RENEW_EVERY.as_secs(),
             kind = r.kind,
             extra = r.guard_extra,
+            stale = STALE_AFTER.as_secs(),
         )
     }
 
@@ -234,6 +287,33 @@ pub async fn get_json(g: &Guardian, path: &str) -> Value {
 
 pub async fn status(g: &Guardian) -> Value {
     get_json(g, "/api/v1/status").await
+}
+
+/// POSTs `body` as JSON with the bearer token: the status code and the answer (`null` when not JSON).
+pub async fn post_json(g: &Guardian, path: &str, body: &Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(g.url(path))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The `no_drop` baseline `/api/v1/status` shows for this check and JSON Pointer, if taken.
+pub async fn baseline(g: &Guardian, check: &str, path: &str) -> Option<f64> {
+    let s = status(g).await;
+    let all = s["baselines"].as_array()?;
+    all.iter().find(|b| b["check"] == check && b["path"] == path).and_then(|b| b["value"].as_f64())
+}
+
+/// The reason a pause PATCH gave, in its merge patch body.
+pub fn reason_of(pause: &RecordedRequest) -> String {
+    pause.body["metadata"]["annotations"][REASON].as_str().unwrap_or_default().to_owned()
 }
 
 /// `/api/v1/actions`, oldest first.

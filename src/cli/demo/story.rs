@@ -137,8 +137,8 @@ fn drive(
         // 1.8.2 slows payments down: that is the bad release.
         sim.faults().set(Fault { latency_ms: FAULT_LATENCY_MS, ..Fault::on(FAULT_PATH) });
         story.deployed = Some(t);
-        let bound = app.targets.status(&app.config).into_iter().find(|s| s.target == target.to_string());
-        let bound = bound.map_or(0.0, |s| s.detection_bound_seconds);
+        let check = app.config.checks.iter().find(|c| c.name == FAULT_CHECK);
+        let bound = check.map_or(0.0, |c| crate::guard::check_detection_bound(&app.config, c).as_secs_f64());
         event(
             t,
             &format!(
