@@ -34,8 +34,9 @@ pub enum AppError {
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     Http(#[from] crate::probe::http::BuildError),
+    // kube's message already carries its causes: printed once, not as a chain.
     #[error("guard.mode is kubernetes but no Kubernetes API is configured (in-cluster or $KUBECONFIG): {0}")]
-    Kubernetes(#[source] kube::Error),
+    Kubernetes(kube::Error),
 }
 
 /// Everything a guardian shares between its loops and its API.

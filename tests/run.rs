@@ -164,6 +164,27 @@ fn a_bad_config_exits_2_with_the_problem() {
     );
 }
 
+#[test]
+fn the_kubernetes_guard_without_a_cluster_stops_at_start_and_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.yaml");
+    let yaml = "environment: prod\nlisten: '127.0.0.1:0'\nstorage: { url: 'sqlite::memory:' }\n\
+        checks:\n  - { name: a, url: 'http://127.0.0.1:9/x', budget: 1s }\n\
+        guard:\n  mode: kubernetes\n  targets:\n    - { kind: Deployment, namespace: ns, name: d }\n";
+    std::fs::write(&path, yaml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guardian"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("guard.mode is kubernetes but no Kubernetes API is configured"), "{stderr}");
+    assert!(stderr.contains("no-such-kubeconfig"), "names the kubeconfig it tried: {stderr}");
+}
+
 async fn slo_total(g: &Guardian) -> u64 {
     let status: serde_json::Value = serde_json::from_str(&get(&g.url("/api/v1/status")).await.1).unwrap();
     status["slos"][0]["windows"].as_array().unwrap().iter().find(|w| w["window"] == "1d").unwrap()["total"]
