@@ -279,6 +279,9 @@ impl Actuator {
         let now = self.clock.now();
         let id = format!("pause:{target}:{}:{}", state.template, now.as_millisecond());
         self.record(&id, "intent", target, "pause", cause, &why);
+        if !self.leadership.is_leader() {
+            return Err(ClusterError::Unavailable { target: target.clone(), detail: "no longer the leader".into() });
+        }
         let sent = timed(target, self.cluster.pause(target, &why, now)).await;
         let took = cause.since.elapsed().as_secs_f64();
         match &sent {
@@ -315,7 +318,10 @@ impl Actuator {
             Ok(Ok(())) => {}
             _ => self.writer.enqueue(intent),
         }
-        let sent = timed(target, self.cluster.roll_back(target)).await;
+        if !self.leadership.is_leader() {
+            return Err(ClusterError::Unavailable { target: target.clone(), detail: "no longer the leader".into() });
+        }
+        let sent = timed(target, self.cluster.roll_back(target, &state.template)).await;
         let took = cause.since.elapsed().as_secs_f64();
         match &sent {
             Ok(done) => {

@@ -213,6 +213,7 @@ impl App {
 impl App {
     fn start_guard(&self, g: &Guard, stop: &CancellationToken, tracker: &TaskTracker) {
         tracker.spawn(self.targets.clone().watch_loop(g.cluster.clone(), stop.clone()));
+        tracker.spawn(self.targets.clone().sync_loop(self.writer.store().clone(), stop.clone()));
         tracker.spawn(g.evidence.clone().stale_loop(stop.clone()));
         g.actuator.start(stop, tracker);
         if let Some(elector) = &g.elector {

@@ -83,6 +83,9 @@ pub enum Error {
     NoPreviousRevision { target: TargetRef, current: u64 },
     #[error("the cluster did not answer about {target}: {detail}")]
     Unavailable { target: TargetRef, detail: String },
+    /// Refused for good (403 forbidden by RBAC, 422 invalid): retrying cannot help.
+    #[error("the cluster refused the change to {target}: {detail}")]
+    Rejected { target: TargetRef, detail: String },
 }
 
 impl Error {
@@ -99,8 +102,12 @@ pub trait Cluster: Send + Sync + 'static {
     async fn rollout(&self, target: &TargetRef) -> Result<RolloutState>;
     /// Pauses the rollout and says why, and when.
     async fn pause(&self, target: &TargetRef, reason: &str, at: Timestamp) -> Result<()>;
-    /// Rolls back to the previous revision (unpausing it); replicas untouched.
-    async fn roll_back(&self, target: &TargetRef) -> Result<RolledBack>;
+    /// Rolls back from `from_template` — the template the decision saw
+    /// running — to the previous revision (unpausing it); replicas
+    /// untouched. If the target runs something else by now, or already shows
+    /// a rollback to what it runs (a person's `kubectl rollout undo`, another
+    /// replica), nothing is sent: `Conflict`, to read again and decide again.
+    async fn roll_back(&self, target: &TargetRef, from_template: &str) -> Result<RolledBack>;
     /// Every change of the targets' rollout state, starting with the current
     /// state of each; pushed by the cluster, not polled. Ends only when the
     /// backend is dropped.

@@ -21,6 +21,8 @@ use crate::units::format_duration;
 
 /// How often missing data is looked for.
 const STALE_EVERY: Duration = Duration::from_millis(500);
+/// Every this many ticks (5 s), breaches that go on are raised again.
+const RAISE_AGAIN_EVERY: u32 = 10;
 
 /// Each check's judge, shared by the observer (which feeds them) and the
 /// actuator (which asks, before every retry, whether the cause still holds).
@@ -36,16 +38,25 @@ impl Judges {
         Self { judges: Mutex::new(judges.collect()), stale_after: config.gate.stale_after }
     }
 
-    /// Records a probe (or resolves a suspect one); where the check stands
-    /// and since when it has been breached.
-    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp) -> Option<(Standing, jiff::Timestamp)> {
+    /// Records a probe (or resolves a suspect one); since when the check has
+    /// been breached, if it is.
+    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
         let mut judges = lock(&self.judges);
         let judge = judges.get_mut(check)?;
-        let standing = match event {
+        match event {
             Seen::Probe(v) => judge.observe(v, at),
             Seen::Ended { answered } => judge.resolve(at, answered),
         };
-        Some((standing, judge.breached_since()?))
+        judge.breached_since()
+    }
+
+    pub fn breached_since(&self, check: &str) -> Option<jiff::Timestamp> {
+        lock(&self.judges).get(check).and_then(CheckJudge::breached_since)
+    }
+
+    /// Where `check` stands on probes started since `since` only.
+    pub fn standing_since(&self, check: &str, since: jiff::Timestamp) -> Standing {
+        lock(&self.judges).get(check).map_or(Standing::Fine, |j| j.standing_since(since))
     }
 
     pub fn standing(&self, check: &str) -> Standing {
@@ -60,8 +71,9 @@ impl Judges {
     /// Whether the trigger of `check` still holds (`since`: when its target armed).
     pub fn still(&self, trigger: Trigger, check: &str, now: jiff::Timestamp, since: jiff::Timestamp) -> bool {
         match trigger {
-            Trigger::Breach => self.standing(check) == Standing::Confirmed,
-            Trigger::Suspected | Trigger::StandingBreach => self.standing(check) != Standing::Fine,
+            Trigger::Breach => self.standing_since(check, since) == Standing::Confirmed,
+            Trigger::Suspected => self.standing_since(check, since) != Standing::Fine,
+            Trigger::StandingBreach => self.standing(check) != Standing::Fine,
             Trigger::DataStale => self.is_stale(check, now, since),
         }
     }
@@ -100,13 +112,15 @@ impl Evidence {
             self.judges.observe(check, event, at);
             return;
         }
-        let Some((standing, breached_since)) = self.judges.observe(check, event, at) else { return };
+        let Some(breached_since) = self.judges.observe(check, event, at) else { return };
         for (target, armed_since, _) in self.targets.armed_for(check) {
-            // Begun before the target armed: its change did not cause it.
-            let trigger = match standing {
+            // Begun before the target armed: its change did not cause it. Otherwise
+            // only probes since arming count against the change.
+            let trigger = match self.judges.standing_since(check, armed_since) {
                 _ if breached_since < armed_since => Trigger::StandingBreach,
                 Standing::Confirmed => Trigger::Breach,
-                Standing::Suspected | Standing::Fine => Trigger::Suspected,
+                Standing::Suspected => Trigger::Suspected,
+                Standing::Fine => continue,
             };
             let cause = Cause { trigger, check: check.to_string(), reason: reason.clone(), since: Instant::now() };
             self.actuator.trigger(&target, cause);
@@ -114,12 +128,36 @@ impl Evidence {
     }
 
     /// Raises missing data on armed targets until `stop`.
+    /// Also raises, every few seconds, breaches that go on without a new
+    /// bad probe: a trigger a follower dropped is taken up once it leads.
     pub async fn stale_loop(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(STALE_EVERY);
+        let mut ticks = 0u32;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => self.look_for_missing_data(),
+            }
+            ticks = ticks.wrapping_add(1);
+            if ticks.is_multiple_of(RAISE_AGAIN_EVERY) {
+                self.raise_standing_breaches();
+            }
+        }
+    }
+
+    /// Triggers every armed target whose guarding checks are breached now.
+    pub fn raise_standing_breaches(&self) {
+        for (target, checks, armed_since) in self.targets.armed() {
+            for check in checks {
+                let Some(breached_since) = self.judges.breached_since(&check) else { continue };
+                let trigger = match self.judges.standing_since(&check, armed_since) {
+                    _ if breached_since < armed_since => Trigger::StandingBreach,
+                    Standing::Confirmed => Trigger::Breach,
+                    Standing::Suspected => Trigger::Suspected,
+                    Standing::Fine => continue,
+                };
+                let reason = format!("{check} is still breached");
+                self.actuator.trigger(&target, Cause { trigger, check, reason, since: Instant::now() });
             }
         }
     }

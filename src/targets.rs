@@ -24,9 +24,16 @@ use crate::store::{Store, StoreWriter};
 
 /// How many open migrations a restart reads back.
 const RESTORE_MIGRATIONS: usize = 10_000;
+/// How often migrations declared or finished on other replicas are read.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// A migration nobody finished (the deploy script died) disarms after this:
+/// an armed target left forever would blame the next unrelated breach on it.
+pub const MIGRATION_MAX_AGE: jiff::SignedDuration = jiff::SignedDuration::from_hours(6);
 
 pub struct Targets {
     book: Mutex<BTreeMap<TargetRef, Live>>,
+    /// Finished here: storage may still show them open until the queued write lands.
+    finished_here: Mutex<std::collections::HashSet<String>>,
     clock: Arc<dyn Clock>,
     effects: Effects,
 }
@@ -107,7 +114,7 @@ impl Targets {
                 (TargetRef::of(t), live)
             })
             .collect();
-        Self { book: Mutex::new(book), clock, effects }
+        Self { book: Mutex::new(book), finished_here: Mutex::default(), clock, effects }
     }
 
     pub fn refs(&self) -> Vec<TargetRef> {
@@ -192,6 +199,7 @@ impl Targets {
             }
         });
         let m = finished.ok_or_else(|| MigrationError::Unknown(id.to_string()))?;
+        self.finished_here.lock().unwrap_or_else(|p| p.into_inner()).insert(m.id.clone());
         tracing::info!(migration = %m.id, target = %m.target, "migration finished");
         self.effects.writer.enqueue(m.clone());
         Ok(m)
@@ -200,6 +208,85 @@ impl Targets {
     /// The open migration `id`, if it is one.
     pub fn migration(&self, id: &str) -> Option<Migration> {
         self.lock().values().flat_map(|l| l.migrations.iter()).find(|m| m.id == id).cloned()
+    }
+
+    /// Follows migrations through storage until `stop`, so a migration
+    /// declared or finished on any replica arms or disarms every replica
+    /// (within `SYNC_EVERY`), and expires those older than `MIGRATION_MAX_AGE`.
+    pub async fn sync_loop(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(SYNC_EVERY);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.sync(store.as_ref()).await {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot read migrations from storage; this replica keeps its own");
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// One round of `sync_loop`.
+    pub async fn sync(&self, store: &dyn Store) -> crate::store::Result<()> {
+        let stored = store.migrations(false).await?;
+        let now = self.clock.now();
+        let finished: std::collections::HashSet<&str> =
+            stored.iter().filter(|m| m.finished_at.is_some()).map(|m| m.id.as_str()).collect();
+        let known: std::collections::HashSet<String> =
+            self.lock().values().flat_map(|l| l.migrations.iter().map(|m| m.id.clone())).collect();
+        let elsewhere: Vec<&Migration> = {
+            let mut here = self.finished_here.lock().unwrap_or_else(|p| p.into_inner());
+            // Once storage shows it finished, it needs no more remembering.
+            here.retain(|id| !finished.contains(id.as_str()));
+            stored
+                .iter()
+                .filter(|m| m.finished_at.is_none() && !known.contains(&m.id) && !here.contains(&m.id))
+                .collect()
+        };
+        if known.iter().any(|id| finished.contains(id.as_str())) || !elsewhere.is_empty() {
+            self.update(|book| {
+                for live in book.values_mut() {
+                    live.migrations.retain(|m| !finished.contains(m.id.as_str()));
+                }
+                for m in &elsewhere {
+                    if let Some(live) = self.resolve_in(book, &m.target).and_then(|t| book.get_mut(&t)) {
+                        tracing::info!(migration = %m.id, target = %m.target, "migration declared on another replica");
+                        live.migrations.push((*m).clone());
+                    }
+                }
+            });
+        }
+        let expired: Vec<String> = self
+            .lock()
+            .values()
+            .flat_map(|l| l.migrations.iter())
+            .filter(|m| now.duration_since(m.started_at) > MIGRATION_MAX_AGE)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in expired {
+            tracing::warn!(migration = %id, "migration never finished; disarming it after {MIGRATION_MAX_AGE:#}");
+            let _ = self.finish(&id);
+        }
+        Ok(())
+    }
+
+    /// Finishes a migration this replica does not hold (declared on another):
+    /// recorded in storage, which every replica follows.
+    pub async fn finish_stored(&self, store: &dyn Store, id: &str) -> crate::store::Result<Option<Migration>> {
+        let stored = store.migrations(false).await?;
+        let Some(mut m) = stored.into_iter().find(|m| m.id == id) else { return Ok(None) };
+        if m.finished_at.is_none() {
+            m.finished_at = Some(self.clock.now());
+            store.save_migration(&m).await?;
+            tracing::info!(migration = %m.id, target = %m.target, "migration finished (declared on another replica)");
+        }
+        Ok(Some(m))
     }
 
     /// Reads back migrations left open before a restart.
@@ -212,6 +299,16 @@ impl Targets {
             }
         }
         Ok(())
+    }
+
+    fn resolve_in(&self, book: &BTreeMap<TargetRef, Live>, text: &str) -> Option<TargetRef> {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts.as_slice() {
+            [ns, kind, name] => {
+                book.keys().find(|t| t.namespace == *ns && t.name == *name && kind_matches(t.kind, kind)).cloned()
+            }
+            _ => None,
+        }
     }
 
     /// `NAMESPACE/KIND/NAME` to a guarded target (the kind in any case).

@@ -46,7 +46,7 @@ async fn a_bad_rollout_is_seen_paused_and_rolled_back_with_exactly_two_patches()
     fake.clear_requests();
 
     c.pause(&t, "payments-health over its 3s budget", "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
-    let back = c.roll_back(&t).await.unwrap();
+    let back = c.roll_back(&t, &running(&c, &t).await).await.unwrap();
     assert_eq!(back, RolledBack { from_revision: 2, to_revision: 1 });
 
     let writes = fake.writes();
@@ -121,7 +121,7 @@ async fn the_rollback_replaces_the_template_whole_so_keys_only_the_new_one_has_a
     let mut events = c.watch(vec![t.clone()]);
     assert_eq!(events.next().await.unwrap().state, Ok(rolling.clone()));
 
-    assert_eq!(c.roll_back(&t).await, Ok(RolledBack { from_revision: 2, to_revision: 1 }));
+    assert_eq!(c.roll_back(&t, &running(&c, &t).await).await, Ok(RolledBack { from_revision: 2, to_revision: 1 }));
     let after = fake.sync_deployment(NS, "nextgen-dashboard");
     assert_eq!(after["spec"]["template"], old_template, "exactly the old template, no extra keys");
     assert_eq!(after["spec"]["replicas"], 7, "replicas untouched");
@@ -153,7 +153,8 @@ async fn a_deployment_changed_between_plan_and_patch_is_a_conflict_from_the_serv
     fake.simulate_rollout(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.2"));
     // The rollback's PATCH is held while someone else rolls out 1.8.3: its resourceVersion is stale (a real 409).
     fake.delay_next(1, Matcher::method("PATCH"), std::time::Duration::from_millis(300));
-    let (result, ()) = tokio::join!(c.roll_back(&t), async {
+    let from = running(&c, &t).await;
+    let (result, ()) = tokio::join!(c.roll_back(&t, &from), async {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         fake.simulate_rollout(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.3"));
     });
@@ -172,7 +173,7 @@ async fn a_conflict_on_the_rollback_patch_is_reported_not_overwritten() {
     fake.seed_deployment(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.1"), 5);
     fake.simulate_rollout(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.2"));
     fake.fail_next(1, Matcher::method("PATCH"), 409);
-    assert_eq!(c.roll_back(&t).await, Err(Error::Conflict(t.clone())));
+    assert_eq!(c.roll_back(&t, &running(&c, &t).await).await, Err(Error::Conflict(t.clone())));
     let d = fake.get_object("apps/v1", "deployments", NS, "nextgen-dashboard").unwrap();
     assert_eq!(image_of(&d), format!("{IMAGE}:1.8.2"), "nothing changed");
     // kube-rs itself retries 429/503/504 a few times; a 500 comes straight back.
@@ -191,7 +192,10 @@ async fn a_first_revision_has_nothing_to_roll_back_to() {
     let t = target(TargetKind::Deployment, "nextgen-admin");
     fake.seed_deployment(NS, "nextgen-admin", &format!("{IMAGE}:1.0.0"), 1);
     fake.clear_requests();
-    assert_eq!(c.roll_back(&t).await, Err(Error::NoPreviousRevision { target: t.clone(), current: 1 }));
+    assert_eq!(
+        c.roll_back(&t, &running(&c, &t).await).await,
+        Err(Error::NoPreviousRevision { target: t.clone(), current: 1 })
+    );
     assert!(fake.writes().is_empty(), "no patch without a plan");
 }
 
@@ -204,7 +208,7 @@ async fn an_argo_rollout_is_paused_on_spec_and_aborted_on_status() {
     fake.put_object(support::fake_apiserver::objects::rollout(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.2"), 5));
     fake.clear_requests();
     c.pause(&t, "breach", "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
-    c.roll_back(&t).await.unwrap();
+    c.roll_back(&t, &running(&c, &t).await).await.unwrap();
     let writes = fake.writes();
     let calls: Vec<(&str, &str)> = writes.iter().map(|w| (w.method.as_str(), w.path.as_str())).collect();
     let base = "/apis/argoproj.io/v1alpha1/namespaces/blueocean-nextgen-prod/rollouts/nextgen-dashboard";
@@ -212,4 +216,27 @@ async fn an_argo_rollout_is_paused_on_spec_and_aborted_on_status() {
     assert_eq!(writes[1].body, json!({"status": {"abort": true}}));
     let r = fake.get_object("argoproj.io/v1alpha1", "rollouts", NS, "nextgen-dashboard").unwrap();
     assert_eq!((r["spec"]["paused"].as_bool(), r["status"]["abort"].as_bool()), (Some(true), Some(true)));
+}
+
+/// The template running now, as a decision would have seen it.
+async fn running(c: &KubeCluster, t: &TargetRef) -> String {
+    c.rollout(t).await.unwrap().template
+}
+
+#[tokio::test]
+async fn a_rollback_decided_on_a_template_that_no_longer_runs_is_refused_without_a_write() {
+    let fake = FakeApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(&fake, &dir).await;
+    let t = target(TargetKind::Deployment, "nextgen-dashboard");
+    fake.seed_deployment(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.1"), 7);
+    fake.simulate_rollout(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.2"));
+    let decided_on = running(&c, &t).await;
+    // Meanwhile a person ran `kubectl rollout undo`: 1.8.1 runs again, as revision 3.
+    fake.simulate_rollout(NS, "nextgen-dashboard", &format!("{IMAGE}:1.8.1"));
+    fake.clear_requests();
+    assert_eq!(c.roll_back(&t, &decided_on).await, Err(Error::Conflict(t.clone())));
+    assert!(fake.writes().is_empty(), "rolling back now would bring the bad release back: {:?}", fake.writes());
+    let d = fake.get_object("apps/v1", "deployments", NS, "nextgen-dashboard").unwrap();
+    assert_eq!(image_of(&d), format!("{IMAGE}:1.8.1"));
 }

@@ -491,7 +491,7 @@ async fn an_argo_rollout_rolls_out_while_its_pod_hash_is_not_stable_and_an_abort
     assert_eq!((canary.template.as_str(), canary.revision, canary.rolled_back_to), ("5c8d7f6b4", Some(2), None));
 
     c.pause(&t, "payments-health over its 3s budget", "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
-    c.roll_back(&t).await.unwrap();
+    c.roll_back(&t, &running(&c, &t).await).await.unwrap();
     let seen = until(&mut events, &t, "the abort", |s| s.as_ref().is_ok_and(|s| s.rolled_back_to.is_some())).await;
     let aborted = last_state(&seen);
     assert_eq!(aborted.rolled_back_to.as_deref(), Some(aborted.template.as_str()), "{aborted:?}");
@@ -516,7 +516,7 @@ async fn after_a_deployment_rollback_the_watched_state_says_it_runs_what_it_was_
     let bad = last_state(&seen);
     assert_eq!(bad.rolled_back_to, None);
     c.pause(&t, "payments-health over its 3s budget", "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
-    c.roll_back(&t).await.unwrap();
+    c.roll_back(&t, &running(&c, &t).await).await.unwrap();
     fake.sync_deployment(NS, "nextgen-dashboard");
 
     let seen = until(&mut events, &t, "revision 3, the old template again", |s| {
@@ -567,4 +567,9 @@ async fn status_churn_that_leaves_the_rollout_state_as_it_was_is_not_an_event() 
     let done = after.state.unwrap();
     assert!(!done.rolling_out, "the next event is the completion, not the same state again: {done:?}");
     assert_eq!(done.template, rolling.template);
+}
+
+/// The template running now, as a decision would have seen it.
+async fn running(c: &KubeCluster, t: &TargetRef) -> String {
+    c.rollout(t).await.unwrap().template
 }

@@ -46,12 +46,17 @@ fn dashboard() -> TargetRef {
 /// A guardian on the simulator's payments and customers endpoints, guarding
 /// nextgen-dashboard in simulated mode. `guard_extra` adds guard keys.
 async fn start(guard_extra: &str) -> Guarded {
+    start_on("sqlite::memory:", guard_extra).await
+}
+
+/// The same on a given storage URL (two replicas share one file).
+async fn start_on(storage: &str, guard_extra: &str) -> Guarded {
     let sim_stop = CancellationToken::new();
     let sim = Simulator::start(IpAddr::V4(Ipv4Addr::LOCALHOST), [0, 0, 0], sim_stop.clone()).await.unwrap();
     let d = sim.dashboard();
     let yaml = format!(
         r#"environment: prod
-storage: {{ url: 'sqlite::memory:' }}
+storage: {{ url: '{storage}' }}
 api: {{ token_env: GUARD_TOKEN }}
 probing: {{ per_host_per_second: 1000 }}
 checks:
@@ -279,4 +284,49 @@ async fn a_breach_that_began_before_the_rollout_is_not_rolled_back() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(g.cluster.calls().is_empty(), "{:?}", g.cluster.calls());
+}
+
+#[tokio::test]
+async fn a_migration_declared_on_one_replica_arms_the_other_and_finishes_from_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let (a, b) = (start_on(&url, "").await, start_on(&url, "").await);
+    let body = serde_json::json!({"target": "blueocean-nextgen-prod/Deployment/nextgen-dashboard",
+        "description": "backfill customers.segment"});
+    let (status, answer) = a.post("/api/v1/migrations", body).await;
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(6), "the other replica is armed too", || armed(&b)).await;
+    // The deploy script's finish may land on any replica.
+    let (status, answer) = b.post(&format!("/api/v1/migrations/{id}/finish"), serde_json::json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    eventually(Duration::from_secs(6), "both disarmed", || async { !armed(&a).await && !armed(&b).await }).await;
+    let (status, _) = a.post(&format!("/api/v1/migrations/{id}/finish"), serde_json::json!({})).await;
+    assert_eq!(status, 200, "finishing again is harmless");
+}
+
+async fn armed(g: &Guarded) -> bool {
+    let status: serde_json::Value = serde_json::from_str(&g.get("/api/v1/status").await).unwrap();
+    status["targets"][0]["armed"] == true
+}
+
+#[tokio::test]
+async fn a_migration_nobody_finished_disarms_after_its_maximum_age() {
+    let g = start("").await;
+    let store = g.app.writer.store().clone();
+    let started = jiff::Timestamp::now() - guardian::targets::MIGRATION_MAX_AGE - jiff::SignedDuration::from_secs(60);
+    let forgotten = guardian::migration::Migration {
+        id: "mig-forgotten".into(),
+        target: "blueocean-nextgen-prod/Deployment/nextgen-dashboard".into(),
+        description: "the deploy script died before finishing".into(),
+        on_breach: guardian::migration::OnBreach::Rollback,
+        started_at: started,
+        finished_at: None,
+    };
+    store.save_migration(&forgotten).await.unwrap();
+    g.app.targets.sync(store.as_ref()).await.unwrap();
+    assert!(!armed(&g).await, "an armed target left forever would blame the next unrelated breach on it");
+    g.app.writer.flush_now().await.unwrap();
+    let stored = store.migrations(false).await.unwrap();
+    assert!(stored.iter().any(|m| m.id == "mig-forgotten" && m.finished_at.is_some()), "{stored:?}");
 }

@@ -54,11 +54,14 @@ pub async fn finish_migration(State(state): State<ApiState>, Path(id): Path<Stri
     }
 }
 
-/// Finishing twice is harmless: a migration finished earlier answers 200 again.
+/// Declared on another replica, or finished before (finishing twice is
+/// harmless): storage knows it.
 async fn finished_before(state: &ApiState, id: &str) -> Result<Json<Value>, ApiError> {
-    let stored = state.writer.store().migrations(false).await.unwrap_or_default();
-    match stored.into_iter().find(|m| m.id == id && m.finished_at.is_some()) {
+    let found = state.targets.finish_stored(state.writer.store().as_ref(), id).await.map_err(|e| {
+        ApiError::Unavailable(format!("migration {id:?} is not held here and storage cannot be read: {e}"))
+    })?;
+    match found {
         Some(m) => Ok(Json(json!({ "id": m.id, "migration": m }))),
-        None => Err(ApiError::NotFound(format!("no open migration {id:?}"))),
+        None => Err(ApiError::NotFound(format!("no migration {id:?}"))),
     }
 }

@@ -92,8 +92,16 @@ impl Cluster for KubeCluster {
         self.patch(target, Kind::of(target.kind), false, &body).await
     }
 
-    async fn roll_back(&self, target: &TargetRef) -> Result<RolledBack> {
+    async fn roll_back(&self, target: &TargetRef, from_template: &str) -> Result<RolledBack> {
         let obj = self.get(target).await?;
+        let now = match target.kind {
+            TargetKind::Deployment => deployment_state(&obj),
+            TargetKind::Rollout => argo_state(&obj),
+        };
+        // Decided on what ran then: if that changed, or the way back is already under way, decide again.
+        if now.template != from_template || now.rolled_back_to.as_deref() == Some(now.template.as_str()) {
+            return Err(Error::Conflict(target.clone()));
+        }
         if target.kind == TargetKind::Rollout {
             self.patch(target, Kind::Rollout, true, &json!({"status": {"abort": true}})).await?;
             let revision = revision(&obj).unwrap_or(0);
@@ -258,6 +266,10 @@ fn error(target: &TargetRef, e: kube::Error) -> Error {
     match &e {
         kube::Error::Api(status) if status.code == 404 => Error::NotFound(target.clone()),
         kube::Error::Api(status) if status.code == 409 => Error::Conflict(target.clone()),
+        // 429 is retried by kube-rs itself first; any other 4xx will not change by trying again.
+        kube::Error::Api(status) if (400..500).contains(&status.code) && status.code != 429 => {
+            Error::Rejected { target: target.clone(), detail: e.to_string() }
+        }
         _ => unavailable(target, e.to_string()),
     }
 }

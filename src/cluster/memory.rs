@@ -152,10 +152,14 @@ impl Cluster for MemoryCluster {
         })
     }
 
-    async fn roll_back(&self, target: &TargetRef) -> Result<RolledBack> {
+    async fn roll_back(&self, target: &TargetRef, from_template: &str) -> Result<RolledBack> {
         self.record(format!("rollback {target}"));
         self.with(target, |w| {
-            let (current, _) = w.current();
+            let (current, running) = w.current();
+            let back_already = w.annotations.get(ROLLED_BACK_TO).is_some_and(|t| t == running);
+            if running != from_template || back_already {
+                return Err(Error::Conflict(target.clone()));
+            }
             let previous = w.revisions.range(..current).next_back().map(|(r, t)| (*r, t.clone()));
             let Some((old, template)) = previous else {
                 return Err(Error::NoPreviousRevision { target: target.clone(), current });
@@ -224,7 +228,7 @@ mod tests {
         c.pause(&t, "payments over budget", at).await.unwrap();
         assert!(c.rollout(&t).await.unwrap().paused);
         assert_eq!(c.annotation(&t, "guardian.blueocean.io/reason").as_deref(), Some("payments over budget"));
-        let back = c.roll_back(&t).await.unwrap();
+        let back = c.roll_back(&t, "dashboard:1.8.2").await.unwrap();
         assert_eq!(back, RolledBack { from_revision: 2, to_revision: 1 });
         let s = c.rollout(&t).await.unwrap();
         assert_eq!((s.template.as_str(), s.revision, s.paused), ("dashboard:1.8.1", Some(3), false));
@@ -244,7 +248,15 @@ mod tests {
         let c = MemoryCluster::new();
         let t = dashboard();
         c.add(&t, "dashboard:1.8.1");
-        assert_eq!(c.roll_back(&t).await, Err(Error::NoPreviousRevision { target: t.clone(), current: 1 }));
+        assert_eq!(
+            c.roll_back(&t, "dashboard:1.8.1").await,
+            Err(Error::NoPreviousRevision { target: t.clone(), current: 1 })
+        );
+        assert_eq!(
+            c.roll_back(&t, "dashboard:1.8.0").await,
+            Err(Error::Conflict(t.clone())),
+            "decided on another template"
+        );
         let other = TargetRef { name: "nextgen-admin".into(), ..t };
         assert_eq!(c.rollout(&other).await, Err(Error::NotFound(other.clone())));
         assert!(!Error::NotFound(other.clone()).is_transient());

@@ -106,8 +106,19 @@ impl CheckJudge {
     }
 
     pub fn standing(&self) -> Standing {
-        let bad = self.recent.iter().filter(|(_, e)| *e == Entry::Bad).count();
-        let suspect = self.recent.iter().filter(|(_, e)| *e == Entry::Suspect).count();
+        self.count(|_| true)
+    }
+
+    /// Where the check stands on probes started at `since` or later only:
+    /// what a change made at `since` can be blamed for.
+    pub fn standing_since(&self, since: Timestamp) -> Standing {
+        self.count(|t| t >= since)
+    }
+
+    fn count(&self, counts: impl Fn(Timestamp) -> bool) -> Standing {
+        let recent = || self.recent.iter().filter(|(t, _)| counts(*t));
+        let bad = recent().filter(|(_, e)| *e == Entry::Bad).count();
+        let suspect = recent().filter(|(_, e)| *e == Entry::Suspect).count();
         if bad >= self.max_bad {
             Standing::Confirmed
         } else if bad + suspect >= self.max_bad {
@@ -214,6 +225,23 @@ mod tests {
         assert_eq!(j.resolve(at(1), true), Standing::Suspected);
         assert_eq!(j.resolve(at(2), true), Standing::Confirmed, "three late answers prove it");
         assert_eq!(j.last_evidence(), Some(at(2)));
+    }
+
+    #[test]
+    fn only_probes_since_arming_count_against_the_change() {
+        let mut j = CheckJudge::new(5, 3);
+        j.observe(Verdict::Bad, at(0));
+        j.observe(Verdict::Bad, at(1));
+        // Armed at 2: one more bad makes three in the window, but only one is the change's.
+        assert_eq!(j.observe(Verdict::Bad, at(2)), Standing::Confirmed);
+        assert_eq!(j.standing_since(at(2)), Standing::Fine);
+        j.observe(Verdict::Suspect, at(3));
+        assert_eq!(j.standing_since(at(2)), Standing::Fine, "two since arming");
+        j.observe(Verdict::Suspect, at(4));
+        assert_eq!(j.standing_since(at(2)), Standing::Suspected);
+        j.resolve(at(3), true);
+        j.resolve(at(4), true);
+        assert_eq!(j.standing_since(at(2)), Standing::Confirmed);
     }
 
     #[test]
