@@ -238,6 +238,24 @@ async fn a_migration_declared_on_breach_pause_is_paused_never_rolled_back() {
         .await;
     assert_eq!(status, 400);
     assert!(answer["error"].as_str().unwrap().contains("nextgen-dashboard"), "names the guarded targets: {answer}");
+    let target = "blueocean-nextgen-prod/Deployment/nextgen-dashboard";
+    for (body, says) in [
+        (serde_json::json!({"target": target, "description": "  "}), "description must say what changes"),
+        (serde_json::json!({"target": target, "description": "x", "on_breach": "ignore"}), "on_breach"),
+        (serde_json::json!({"target": target}), "description"),
+    ] {
+        let (status, answer) = g.post("/api/v1/migrations", body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{body}: {answer}");
+    }
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/migrations", g.api))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"target": target, "description": "no token"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "declaring a migration needs the token");
 }
 
 #[tokio::test]

@@ -29,8 +29,10 @@ pub async fn post_migration(
     JsonBody(b): JsonBody<MigrationBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let description = b.description.trim();
-    if description.len() > 1_000 || description.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::BadRequest("description must be at most 1000 printable characters".into()));
+    if description.is_empty() || description.len() > 1_000 || description.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ApiError::BadRequest(
+            "description must say what changes, in 1 to 1000 printable characters".into(),
+        ));
     }
     let target = state.targets.resolve(b.target.trim()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let now = state.clock.now();

@@ -16,10 +16,14 @@ use crate::units::format_duration;
 
 /// Actions shown at the bottom.
 const LAST_ACTIONS: u32 = 10;
+/// How long the page waits for storage to list them.
+const STORAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn page(State(state): State<ApiState>) -> Html<String> {
     let s = build(&state);
-    let actions = state.writer.store().actions(LAST_ACTIONS).await.unwrap_or_default();
+    // The page must not hang on a storage outage: the rest of it is in memory.
+    let actions = tokio::time::timeout(STORAGE_WAIT, state.writer.store().actions(LAST_ACTIONS)).await;
+    let actions = actions.ok().and_then(Result::ok).unwrap_or_default();
     let mut out = String::with_capacity(16 * 1024);
     head(&mut out, &s);
     checks(&mut out, &s);
