@@ -1,4 +1,6 @@
-//! Owns telling people what the guard saw and did. `Notifier` is the seam;
+//! Owns telling people what the guard saw and did. `Message` and `render`
+//! are the words and the webhook bodies (Slack, Teams, generic) that the
+//! notifiers of the next release send. `Notifier` is the seam;
 //! `LogNotifier` writes each notice as a structured warning and records it
 //! in the audit log (channel `log`). Sending is never awaited by an action:
 //! `notify` only hands the notice over.
@@ -10,6 +12,12 @@ use serde::Serialize;
 
 use crate::audit::ActionRecord;
 use crate::store::StoreWriter;
+
+mod format;
+mod message;
+
+pub use format::render;
+pub use message::{Action, Event, GateState, Message, Statistic, format_eur};
 
 /// One thing people must hear about a target.
 #[derive(Debug, Clone, PartialEq, Serialize)]
