@@ -13,9 +13,11 @@ use serde::Serialize;
 use crate::audit::ActionRecord;
 use crate::store::StoreWriter;
 
+mod alertmanager;
 mod format;
 mod message;
 
+pub use alertmanager::{Alert, AlertmanagerClient, Error as AlertmanagerError, Refusal};
 pub use format::render;
 pub use message::{Action, Event, GateState, Message, Statistic, format_eur};
 

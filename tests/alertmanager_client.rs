@@ -1,0 +1,264 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up panics on failure by design
+//! The Alertmanager API v2 client: against recording servers on loopback
+//! (the exact request, HA fan-out, errors naming every URL without its
+//! password), then against the real `alertmanager` binary, which must show
+//! the alert active after the firing send and gone after the resolved one.
+//! Without `alertmanager` on PATH that test prints a note and passes, except
+//! under `CI=true`, where it fails.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use guardian::config::Environment;
+use guardian::notify::{Action, Alert, AlertmanagerClient, AlertmanagerError, Event, GateState, Message, Statistic};
+use serde_json::Value;
+use support::eventually::eventually;
+use url::Url;
+
+/// One request a recording server saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    content_type: String,
+    body: Value,
+}
+
+/// A local stand-in for Alertmanager that records requests and answers `status`.
+struct Recorder {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Recorder {
+    async fn start(status: StatusCode) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let log = log.clone();
+            async move {
+                let content_type = headers.get("content-type").map(|v| v.to_str().unwrap().to_string());
+                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let path = uri.path().to_string();
+                log.lock().unwrap().push(Seen { method, path, content_type: content_type.unwrap_or_default(), body });
+                (status, "boom")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, seen }
+    }
+
+    fn url(&self, userinfo: &str) -> Url {
+        Url::parse(&format!("http://{userinfo}{}/", self.addr)).unwrap()
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// payments-health breached in prod at `at` (42 s over budget); the dashboard was rolled back.
+fn opened(incident: &str, at: jiff::Timestamp) -> Message {
+    Message {
+        environment: Environment::Prod,
+        event: Event::IncidentOpened,
+        incident: incident.into(),
+        check: "payments-health".into(),
+        budget: Duration::from_secs(3),
+        statistic: Statistic::Worst,
+        observed: Duration::from_millis(3_500),
+        lasted: Duration::from_secs(42),
+        at,
+        action: Action::RolledBack { target: "nextgen-dashboard".into(), paused: true, from: 2, to: 1 },
+        gate: GateState { go: false, reasons: vec!["incident_open".into()] },
+        revenue_at_risk_eur: 1234.56,
+        status_page: Some(Url::parse("https://ops:s3cret@guardian.example/status").unwrap()),
+    }
+}
+
+fn resolved(incident: &str, at: jiff::Timestamp) -> Message {
+    Message { event: Event::IncidentResolved, lasted: Duration::from_secs(90), ..opened(incident, at) }
+}
+
+fn at(text: &str) -> jiff::Timestamp {
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn alerts_are_posted_as_api_v2_json_with_spec_labels_and_annotations() {
+    let am = Recorder::start(StatusCode::OK).await;
+    let client = AlertmanagerClient::new(&[am.url("")]).unwrap();
+    let firing = Alert::from_message(&opened("inc-7", at("2025-03-14T09:30:42Z")));
+    let done = Alert::from_message(&resolved("inc-7", at("2025-03-14T09:31:30Z")));
+    client.send(&[firing, done]).await.unwrap();
+
+    let seen = am.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let s = &seen[0];
+    assert_eq!(
+        (&s.method, s.path.as_str(), s.content_type.as_str()),
+        (&Method::POST, "/api/v2/alerts", "application/json")
+    );
+    let alerts = s.body.as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    for a in alerts {
+        let labels = a["labels"].as_object().unwrap();
+        assert_eq!(labels.len(), 7, "{labels:?}");
+        assert_eq!(labels["alertname"], "GuardianIncident");
+        assert_eq!(labels["severity"], "page");
+        assert_eq!(labels["team"], "business");
+        assert_eq!(labels["environment"], "prod");
+        assert_eq!(labels["check"], "payments-health");
+        assert_eq!(labels["target"], "nextgen-dashboard");
+        assert_eq!(labels["incident"], "inc-7");
+        assert_eq!(a["annotations"]["revenue_at_risk_eur"], "1234.56");
+        assert_eq!(a["generatorURL"], "https://ops:***@guardian.example/status");
+    }
+    let (firing, done) = (&alerts[0], &alerts[1]);
+    assert_eq!(firing["annotations"].as_object().unwrap().len(), 3);
+    assert!(firing["annotations"]["summary"].as_str().unwrap().starts_with("payments-health over its 3s budget"));
+    assert!(
+        firing["annotations"]["description"].as_str().unwrap().starts_with("Incident opened: payments-health in prod.")
+    );
+    assert_eq!(firing["startsAt"], "2025-03-14T09:30:00Z");
+    assert!(firing.get("endsAt").is_none(), "a firing alert has no endsAt: {firing}");
+    assert!(done["annotations"]["summary"].as_str().unwrap().starts_with("resolved: payments-health"));
+    assert_eq!(done["startsAt"], "2025-03-14T09:30:00Z");
+    assert_eq!(done["endsAt"], "2025-03-14T09:31:30Z");
+    assert!(!s.body.to_string().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn one_alertmanager_accepting_is_enough_and_every_one_is_tried() {
+    let (down, up) = (Recorder::start(StatusCode::INTERNAL_SERVER_ERROR).await, Recorder::start(StatusCode::OK).await);
+    let client = AlertmanagerClient::new(&[down.url(""), up.url("")]).unwrap();
+    client.send(&[Alert::from_message(&opened("inc-8", at("2025-03-14T09:30:42Z")))]).await.unwrap();
+    assert_eq!((down.seen().len(), up.seen().len()), (1, 1));
+    assert_eq!(down.seen()[0].body, up.seen()[0].body);
+}
+
+#[tokio::test]
+async fn when_none_accepts_the_error_names_each_url_without_its_password() {
+    let failing = Recorder::start(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let refused = Url::parse(&format!("http://am:hunter2@{closed}/")).unwrap();
+    let client = AlertmanagerClient::new(&[failing.url("am:s3cret@"), refused]).unwrap();
+    let err = client.send(&[Alert::from_message(&opened("inc-9", at("2025-03-14T09:30:42Z")))]).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&format!("http://am:***@{}/api/v2/alerts: answered 500: boom", failing.addr)), "{text}");
+    assert!(text.contains(&format!("http://am:***@{closed}/api/v2/alerts: ")), "{text}");
+    assert!(!text.contains("s3cret") && !text.contains("hunter2"), "{text}");
+    assert!(matches!(&err, AlertmanagerError::NoneAccepted(r) if r.len() == 2), "{err:?}");
+}
+
+/// A real Alertmanager on loopback, killed when dropped.
+struct RealAlertmanager {
+    child: Child,
+    base: Url,
+    _dir: tempfile::TempDir,
+}
+
+impl RealAlertmanager {
+    /// `None` when `alertmanager` is not on PATH (outside CI).
+    fn start() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("am.yml");
+        std::fs::write(&config, "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::fs::File::create(dir.path().join("am.log")).unwrap();
+        let spawned = Command::new("alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn();
+        match spawned {
+            Ok(child) => {
+                Some(Self { child, base: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(), _dir: dir })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "alertmanager is not on PATH, and CI=true requires it"
+                );
+                eprintln!("alertmanager not on PATH (Debian package prometheus-alertmanager): skipped");
+                None
+            }
+            Err(e) => panic!("cannot start alertmanager: {e}"),
+        }
+    }
+
+    fn log(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("am.log")).unwrap_or_default()
+    }
+
+    async fn get(&self, path_and_query: &str) -> Option<(StatusCode, String)> {
+        let r = reqwest::get(self.base.join(path_and_query).unwrap()).await.ok()?;
+        Some((r.status(), r.text().await.ok()?))
+    }
+
+    /// Our alerts as Alertmanager lists them (`GET /api/v2/alerts`, active by default).
+    async fn alerts(&self, incident: &str) -> Vec<Value> {
+        let Some((StatusCode::OK, text)) = self.get("api/v2/alerts").await else { panic!("GET /api/v2/alerts failed") };
+        let all: Vec<Value> = serde_json::from_str(&text).unwrap();
+        all.into_iter().filter(|a| a["labels"]["incident"] == incident).collect()
+    }
+}
+
+impl Drop for RealAlertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_real_alertmanager_shows_the_alert_active_then_resolved() {
+    let Some(am) = RealAlertmanager::start() else { return };
+    let dir = am._dir.path().to_path_buf();
+    eventually(Duration::from_secs(20), "alertmanager is ready", || async {
+        matches!(am.get("-/ready").await, Some((StatusCode::OK, _)))
+    })
+    .await;
+    let client = AlertmanagerClient::new(std::slice::from_ref(&am.base)).unwrap();
+    let now = jiff::Timestamp::now();
+    client
+        .send(&[Alert::from_message(&opened("inc-real", now))])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", RealAlertmanager::log(&dir)));
+
+    let listed = am.alerts("inc-real").await;
+    assert_eq!(listed.len(), 1, "{listed:?}\n{}", RealAlertmanager::log(&dir));
+    let a = &listed[0];
+    assert_eq!(a["status"]["state"], "active", "{a}");
+    for (k, v) in [
+        ("alertname", "GuardianIncident"),
+        ("severity", "page"),
+        ("team", "business"),
+        ("environment", "prod"),
+        ("check", "payments-health"),
+        ("target", "nextgen-dashboard"),
+    ] {
+        assert_eq!(a["labels"][k], v, "{k} in {a}");
+    }
+    assert_eq!(a["annotations"]["revenue_at_risk_eur"], "1234.56");
+    assert_eq!(a["generatorURL"], "https://ops:***@guardian.example/status");
+
+    client.send(&[Alert::from_message(&resolved("inc-real", jiff::Timestamp::now()))]).await.unwrap();
+    eventually(Duration::from_secs(10), "the resolved alert is no longer active", || async {
+        am.alerts("inc-real").await.is_empty()
+    })
+    .await;
+}
