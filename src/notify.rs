@@ -16,10 +16,12 @@ use crate::store::StoreWriter;
 mod alertmanager;
 mod format;
 mod message;
+mod webhook;
 
 pub use alertmanager::{Alert, AlertmanagerClient, Error as AlertmanagerError, Refusal};
 pub use format::render;
 pub use message::{Action, Event, GateState, Message, Statistic, format_eur};
+pub use webhook::{WebhookError, WebhookSender};
 
 /// One thing people must hear about a target.
 #[derive(Debug, Clone, PartialEq, Serialize)]

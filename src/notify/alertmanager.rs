@@ -235,8 +235,9 @@ fn alerts_endpoint(base: &Url) -> Result<Url, Error> {
     Ok(url)
 }
 
-/// An error and its causes on one line: reqwest's own text omits the cause.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its causes on one line, URLs redacted: reqwest's own text
+/// omits the cause. Shared by the senders.
+pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

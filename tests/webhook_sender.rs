@@ -1,0 +1,117 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up panics on failure by design
+//! The webhook sender against a recording server on loopback: the exact body
+//! for each format as JSON, a refusal naming the status and the URL without
+//! its password, and a closed port reported as unreachable.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use guardian::config::{Environment, Webhook, WebhookFormat};
+use guardian::notify::{Action, Event, GateState, Message, Statistic, WebhookError, WebhookSender, render};
+use serde_json::Value;
+use url::Url;
+
+/// One request the recording server saw: its content type and JSON body.
+type Seen = (String, Value);
+
+/// A local webhook receiver that records requests and answers `status`.
+struct Recorder {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Recorder {
+    async fn start(status: StatusCode) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let log = log.clone();
+            async move {
+                let content_type =
+                    headers.get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                log.lock().unwrap().push((content_type, body));
+                (status, "boom")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// payments-health breached in prod; the dashboard was paused and rolled back.
+fn opened_with_rollback() -> Message {
+    Message {
+        environment: Environment::Prod,
+        event: Event::IncidentOpened,
+        incident: "inc-42".into(),
+        check: "payments-health".into(),
+        budget: Duration::from_secs(3),
+        statistic: Statistic::Worst,
+        observed: Duration::from_millis(3_500),
+        lasted: Duration::from_secs(42),
+        at: "2025-03-14T09:30:42Z".parse().unwrap(),
+        action: Action::RolledBack { target: "nextgen-dashboard".into(), paused: true, from: 2, to: 1 },
+        gate: GateState { go: false, reasons: vec!["incident_open".into()] },
+        revenue_at_risk_eur: 1234.56,
+        status_page: Some(Url::parse("https://guardian.example/status").unwrap()),
+    }
+}
+
+fn sender(url: &str, format: WebhookFormat) -> WebhookSender {
+    WebhookSender::new(&Webhook { url: Url::parse(url).unwrap(), format }, None).unwrap()
+}
+
+#[tokio::test]
+async fn each_format_posts_the_rendered_body_as_json() {
+    let message = opened_with_rollback();
+    for format in [WebhookFormat::Slack, WebhookFormat::Teams, WebhookFormat::Generic] {
+        let server = Recorder::start(StatusCode::OK).await;
+        let http = reqwest::Client::new();
+        let hook = Webhook { url: Url::parse(&format!("http://{}/hook", server.addr)).unwrap(), format };
+        WebhookSender::new(&hook, Some(http)).unwrap().send(&message).await.unwrap();
+        let seen = server.seen();
+        assert_eq!(seen.len(), 1, "{format:?}: exactly one request, no retries");
+        assert_eq!(seen[0].0, "application/json", "{format:?}");
+        assert_eq!(seen[0].1, render(format, &message), "{format:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_names_the_status_and_the_url_without_its_password() {
+    let server = Recorder::start(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let url = format!("http://user:secret@{}/hook", server.addr);
+    let err = sender(&url, WebhookFormat::Generic).send(&opened_with_rollback()).await.unwrap_err();
+    assert!(matches!(err, WebhookError::Rejected { status: 500, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("500"), "{text}");
+    assert!(text.contains(&format!("http://user:***@{}/hook", server.addr)), "{text}");
+    assert!(text.contains("boom"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(!format!("{err:?}").contains("secret"), "{err:?}");
+    assert_eq!(server.seen().len(), 1, "no retries");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_reported_unreachable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://user:secret@{addr}/hook");
+    let err = sender(&url, WebhookFormat::Slack).send(&opened_with_rollback()).await.unwrap_err();
+    assert!(matches!(err, WebhookError::Unreachable { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("unreachable"), "{text}");
+    assert!(text.contains(&addr.to_string()), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}
