@@ -254,7 +254,7 @@ impl Actuator {
     }
 
     fn view(&self, target: &TargetRef, state: &RolloutState) -> TargetView {
-        let (_, migration) = self.targets.arming(target);
+        let migration = self.targets.on_breach(target);
         // A template this process already rolled back from counts as done,
         // even if the cluster does not show the annotation (yet).
         let done_here = lock(&self.rolled_back).contains(&(target.clone(), state.template.clone()));

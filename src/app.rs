@@ -179,14 +179,11 @@ impl App {
         tracker.spawn(self.gatekeeper.clone().record_loop(stop.clone()));
         tracker.spawn(self.api_limiter.clone().forget_loop(stop.clone()));
         let (history, gatekeeper, store) = (self.history.clone(), self.gatekeeper.clone(), self.writer.store().clone());
-        let (targets, actuator) = (self.targets.clone(), self.guard.as_ref().map(|g| g.actuator.clone()));
+        let actuator = self.guard.as_ref().map(|g| g.actuator.clone());
         let restoring = stop.clone();
         tracker.spawn(async move {
             history.restore_loop(store.clone(), restoring).await;
             gatekeeper.restore(store.as_ref()).await;
-            if let Err(e) = targets.restore(store.as_ref()).await {
-                tracing::warn!(error = %e, "cannot read back open migrations");
-            }
             if let Some(a) = actuator
                 && let Err(e) = a.reconcile(store.as_ref()).await
             {

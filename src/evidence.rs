@@ -40,18 +40,28 @@ impl Judges {
 
     /// Records a probe (or resolves a suspect one); since when the check has
     /// been breached, if it is.
-    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
-        let mut judges = lock(&self.judges);
-        let judge = judges.get_mut(check)?;
-        match event {
-            Seen::Probe(v) => judge.observe(v, at),
-            Seen::Ended { answered } => judge.resolve(at, answered),
-        };
-        judge.breached_since()
+    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp) {
+        if let Some(judge) = lock(&self.judges).get_mut(check) {
+            match event {
+                Seen::Probe(v) => judge.observe(v, at),
+                Seen::Ended { answered } => judge.resolve(at, answered),
+            };
+        }
     }
 
-    pub fn breached_since(&self, check: &str) -> Option<jiff::Timestamp> {
-        lock(&self.judges).get(check).and_then(CheckJudge::breached_since)
+    /// What `check` calls for on a target armed at `armed_since`, if anything.
+    /// A breach begun before the target armed is not its change's doing;
+    /// otherwise only probes since arming count against the change.
+    pub fn trigger(&self, check: &str, armed_since: jiff::Timestamp) -> Option<Trigger> {
+        let judges = lock(&self.judges);
+        let judge = judges.get(check)?;
+        let breached_since = judge.breached_since()?;
+        match judge.standing_since(armed_since) {
+            _ if breached_since < armed_since => Some(Trigger::StandingBreach),
+            Standing::Confirmed => Some(Trigger::Breach),
+            Standing::Suspected => Some(Trigger::Suspected),
+            Standing::Fine => None,
+        }
     }
 
     /// Where `check` stands on probes started since `since` only.
@@ -107,21 +117,13 @@ impl Evidence {
     }
 
     fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp, reason: String) {
+        self.judges.observe(check, event, at);
+        // Good news and no news never call for action.
         if matches!(event, Seen::Probe(Verdict::Good | Verdict::Unreachable)) {
-            // Good news and no news never call for action; still, they count.
-            self.judges.observe(check, event, at);
             return;
         }
-        let Some(breached_since) = self.judges.observe(check, event, at) else { return };
         for (target, armed_since, _) in self.targets.armed_for(check) {
-            // Begun before the target armed: its change did not cause it. Otherwise
-            // only probes since arming count against the change.
-            let trigger = match self.judges.standing_since(check, armed_since) {
-                _ if breached_since < armed_since => Trigger::StandingBreach,
-                Standing::Confirmed => Trigger::Breach,
-                Standing::Suspected => Trigger::Suspected,
-                Standing::Fine => continue,
-            };
+            let Some(trigger) = self.judges.trigger(check, armed_since) else { continue };
             let cause = Cause { trigger, check: check.to_string(), reason: reason.clone(), since: Instant::now() };
             self.actuator.trigger(&target, cause);
         }
@@ -149,13 +151,7 @@ impl Evidence {
     pub fn raise_standing_breaches(&self) {
         for (target, checks, armed_since) in self.targets.armed() {
             for check in checks {
-                let Some(breached_since) = self.judges.breached_since(&check) else { continue };
-                let trigger = match self.judges.standing_since(&check, armed_since) {
-                    _ if breached_since < armed_since => Trigger::StandingBreach,
-                    Standing::Confirmed => Trigger::Breach,
-                    Standing::Suspected => Trigger::Suspected,
-                    Standing::Fine => continue,
-                };
+                let Some(trigger) = self.judges.trigger(&check, armed_since) else { continue };
                 let reason = format!("{check} is still breached");
                 self.actuator.trigger(&target, Cause { trigger, check, reason, since: Instant::now() });
             }

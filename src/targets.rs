@@ -22,8 +22,6 @@ use crate::migration::{Migration, OnBreach};
 use crate::probe::{Baselines, Confirmations};
 use crate::store::{Store, StoreWriter};
 
-/// How many open migrations a restart reads back.
-const RESTORE_MIGRATIONS: usize = 10_000;
 /// How often migrations declared or finished on other replicas are read.
 const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// A migration nobody finished (the deploy script died) disarms after this:
@@ -205,14 +203,10 @@ impl Targets {
         Ok(m)
     }
 
-    /// The open migration `id`, if it is one.
-    pub fn migration(&self, id: &str) -> Option<Migration> {
-        self.lock().values().flat_map(|l| l.migrations.iter()).find(|m| m.id == id).cloned()
-    }
-
     /// Follows migrations through storage until `stop`, so a migration
     /// declared or finished on any replica arms or disarms every replica
     /// (within `SYNC_EVERY`), and expires those older than `MIGRATION_MAX_AGE`.
+    /// Its first round, at start, reads back migrations left open before a restart.
     pub async fn sync_loop(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(SYNC_EVERY);
         let mut failing = false;
@@ -289,18 +283,6 @@ impl Targets {
         Ok(Some(m))
     }
 
-    /// Reads back migrations left open before a restart.
-    pub async fn restore(&self, store: &dyn Store) -> crate::store::Result<()> {
-        let open = store.migrations(true).await?;
-        for m in open.into_iter().take(RESTORE_MIGRATIONS) {
-            let id = m.id.clone();
-            if let Err(e) = self.declare(m) {
-                tracing::warn!(migration = %id, error = %e, "a stored migration no longer matches the config");
-            }
-        }
-        Ok(())
-    }
-
     fn resolve_in(&self, book: &BTreeMap<TargetRef, Live>, text: &str) -> Option<TargetRef> {
         let parts: Vec<&str> = text.split('/').collect();
         match parts.as_slice() {
@@ -345,9 +327,9 @@ impl Targets {
         book.iter().filter_map(|(t, l)| l.armed_since.map(|s| (t.clone(), l.checks.clone(), s))).collect()
     }
 
-    /// The migration breach policy and arming of one target now.
-    pub fn arming(&self, target: &TargetRef) -> (bool, Option<OnBreach>) {
-        self.lock().get(target).map_or((false, None), |l| (l.armed(), l.on_breach()))
+    /// What the target's open migrations say a breach should do (`None`: none open).
+    pub fn on_breach(&self, target: &TargetRef) -> Option<OnBreach> {
+        self.lock().get(target).and_then(Live::on_breach)
     }
 
     pub fn status(&self, config: &Config) -> Vec<TargetStatus> {

@@ -8,64 +8,17 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use guardian::config::Environment;
 use guardian::notify::{Action, Alert, AlertmanagerClient, AlertmanagerError, Event, GateState, Message, Statistic};
 use serde_json::Value;
 use support::eventually::eventually;
+use support::recorder::Recorder;
 use url::Url;
-
-/// One request a recording server saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    content_type: String,
-    body: Value,
-}
-
-/// A local stand-in for Alertmanager that records requests and answers `status`.
-struct Recorder {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Recorder {
-    async fn start(status: StatusCode) -> Self {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let log = log.clone();
-            async move {
-                let content_type = headers.get("content-type").map(|v| v.to_str().unwrap().to_string());
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let path = uri.path().to_string();
-                log.lock().unwrap().push(Seen { method, path, content_type: content_type.unwrap_or_default(), body });
-                (status, "boom")
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, seen }
-    }
-
-    fn url(&self, userinfo: &str) -> Url {
-        Url::parse(&format!("http://{userinfo}{}/", self.addr)).unwrap()
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
 
 /// payments-health breached in prod at `at` (42 s over budget); the dashboard was rolled back.
 fn opened(incident: &str, at: jiff::Timestamp) -> Message {

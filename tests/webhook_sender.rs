@@ -3,51 +3,15 @@
 //! for each format as JSON, a refusal naming the status and the URL without
 //! its password, and a closed port reported as unreachable.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use guardian::config::{Environment, Webhook, WebhookFormat};
 use guardian::notify::{Action, Event, GateState, Message, Statistic, WebhookError, WebhookSender, render};
-use serde_json::Value;
+use support::recorder::Recorder;
 use url::Url;
-
-/// One request the recording server saw: its content type and JSON body.
-type Seen = (String, Value);
-
-/// A local webhook receiver that records requests and answers `status`.
-struct Recorder {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Recorder {
-    async fn start(status: StatusCode) -> Self {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-            let log = log.clone();
-            async move {
-                let content_type =
-                    headers.get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                log.lock().unwrap().push((content_type, body));
-                (status, "boom")
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
 
 /// payments-health breached in prod; the dashboard was paused and rolled back.
 fn opened_with_rollback() -> Message {
@@ -82,8 +46,8 @@ async fn each_format_posts_the_rendered_body_as_json() {
         WebhookSender::new(&hook, Some(http)).unwrap().send(&message).await.unwrap();
         let seen = server.seen();
         assert_eq!(seen.len(), 1, "{format:?}: exactly one request, no retries");
-        assert_eq!(seen[0].0, "application/json", "{format:?}");
-        assert_eq!(seen[0].1, render(format, &message), "{format:?}");
+        assert_eq!(seen[0].content_type, "application/json", "{format:?}");
+        assert_eq!(seen[0].body, render(format, &message), "{format:?}");
     }
 }
 

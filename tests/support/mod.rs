@@ -9,4 +9,5 @@ pub mod guardian;
 pub mod kube_guardian;
 pub mod postgres;
 pub mod promtext;
+pub mod recorder;
 pub mod targets;
