@@ -35,7 +35,7 @@ use crate::guard::{Decision, TargetView, Trigger, decide};
 use crate::history::History;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
-use crate::notify::{Notice, Notifier};
+use crate::notify::{Did, Notice, Notifier};
 use crate::store::{Store, StoreWriter};
 use crate::targets::Targets;
 
@@ -208,7 +208,7 @@ impl Actuator {
                 Step::Pause { then_rollback, why } => match self.pause(target, &state, cause, why).await {
                     Ok(()) if then_rollback => {
                         acting = "rollback";
-                        self.roll_back(target, &state, cause).await
+                        self.roll_back(target, &state, cause, true).await
                     }
                     Ok(()) => return,
                     Err(e) => {
@@ -218,7 +218,7 @@ impl Actuator {
                 },
                 Step::Rollback => {
                     acting = "rollback";
-                    self.roll_back(target, &state, cause).await
+                    self.roll_back(target, &state, cause, false).await
                 }
             };
             match done {
@@ -253,6 +253,20 @@ impl Actuator {
         armed.is_some_and(|(_, _, since)| self.judges.still(cause.trigger, &cause.check, self.clock.now(), since))
     }
 
+    /// Right before a patch: this replica must still lead as the authority
+    /// says (the Redis lock checks its fencing token in Redis), so a leader
+    /// that stalled past its lock's expiry cannot act on a stale token.
+    async fn fence(&self, target: &TargetRef) -> Result<(), ClusterError> {
+        if self.leadership.confirm().await {
+            return Ok(());
+        }
+        let detail = match self.leadership.fencing_token() {
+            Some(token) => format!("no longer the leader (fencing token {token} is stale)"),
+            None => "no longer the leader".into(),
+        };
+        Err(ClusterError::Unavailable { target: target.clone(), detail })
+    }
+
     fn view(&self, target: &TargetRef, state: &RolloutState) -> TargetView {
         let migration = self.targets.on_breach(target);
         // A template this process already rolled back from counts as done,
@@ -279,9 +293,7 @@ impl Actuator {
         let now = self.clock.now();
         let id = format!("pause:{target}:{}:{}", state.template, now.as_millisecond());
         self.record(&id, "intent", target, "pause", cause, &why);
-        if !self.leadership.is_leader() {
-            return Err(ClusterError::Unavailable { target: target.clone(), detail: "no longer the leader".into() });
-        }
+        self.fence(target).await?;
         let sent = timed(target, self.cluster.pause(target, &why, now)).await;
         let took = cause.since.elapsed().as_secs_f64();
         match &sent {
@@ -297,7 +309,7 @@ impl Actuator {
                     cause,
                     &format!("paused {:.3} s after confirmation: {why}", took),
                 );
-                self.tell(target, cause, format!("{target} paused: {why}"));
+                self.tell(target, cause, Did::Paused { revision: state.revision }, format!("{target} paused: {why}"));
             }
             // Retried: only the final failure counts (in `give_up`).
             Err(e) if e.is_transient() => self.record(&id, "retry", target, "pause", cause, &e.to_string()),
@@ -309,7 +321,13 @@ impl Actuator {
         sent
     }
 
-    async fn roll_back(&self, target: &TargetRef, state: &RolloutState, cause: &Cause) -> Result<(), ClusterError> {
+    async fn roll_back(
+        &self,
+        target: &TargetRef,
+        state: &RolloutState,
+        cause: &Cause,
+        after_pause: bool,
+    ) -> Result<(), ClusterError> {
         let id = format!("rollback:{target}:{}", state.template);
         let intent = self.action_record(&id, "intent", target, "rollback", cause, &cause.reason);
         // Written before the patch, but a storage outage must not hold a rollback back.
@@ -318,9 +336,7 @@ impl Actuator {
             Ok(Ok(())) => {}
             _ => self.writer.enqueue(intent),
         }
-        if !self.leadership.is_leader() {
-            return Err(ClusterError::Unavailable { target: target.clone(), detail: "no longer the leader".into() });
-        }
+        self.fence(target).await?;
         let sent = timed(target, self.cluster.roll_back(target, &state.template)).await;
         let took = cause.since.elapsed().as_secs_f64();
         match &sent {
@@ -338,7 +354,8 @@ impl Actuator {
                     cause,
                     &format!("{what}, {took:.3} s after confirmation: {}", cause.reason),
                 );
-                self.tell(target, cause, format!("{target} {what}: {}", cause.reason));
+                let did = Did::RolledBack { from: done.from_revision, to: done.to_revision, after_pause };
+                self.tell(target, cause, did, format!("{target} {what}: {}", cause.reason));
             }
             Err(e) if e.is_transient() => self.record(&id, "retry", target, "rollback", cause, &e.to_string()),
             Err(e) => {
@@ -366,13 +383,20 @@ impl Actuator {
             self.record(&id, "dry_run", target, action, cause, &format!("dry run, not sent: {}", cause.reason));
         }
         tracing::warn!(target = %target, ?decision, "dry run: decided, not sent: {}", cause.reason);
-        self.tell(target, cause, format!("dry run: would {} {target}: {}", actions.join(" and "), cause.reason));
+        let why = format!("dry run: decided to {}, not sent", actions.join(" and "));
+        self.tell(
+            target,
+            cause,
+            Did::LeftAlone { why },
+            format!("dry run: would {} {target}: {}", actions.join(" and "), cause.reason),
+        );
     }
 
     fn tell_once(&self, target: &TargetRef, state: &RolloutState, cause: &Cause, why: &str) {
         if self.first_time(target, &format!("{why} on {}", state.template)) {
             tracing::warn!(target = %target, check = %cause.check, "not acting: {why}");
-            self.tell(target, cause, format!("{target} left as it is ({why}): {}", cause.reason));
+            let did = Did::LeftAlone { why: why.to_string() };
+            self.tell(target, cause, did, format!("{target} left as it is ({why}): {}", cause.reason));
         }
     }
 
@@ -385,10 +409,11 @@ impl Actuator {
         self.metrics.guard.action(target, action, "failed");
         let id = format!("{action}:{target}:gave-up:{}", self.clock.now().as_millisecond());
         self.record(&id, "failed", target, action, cause, &format!("could not {action}: {error}"));
-        self.tell(target, cause, format!("Guardian could not act on {target}: {error}; {}", cause.reason));
+        let did = Did::Failed { why: format!("could not {action}: {error}") };
+        self.tell(target, cause, did, format!("Guardian could not act on {target}: {error}; {}", cause.reason));
     }
 
-    fn tell(&self, target: &TargetRef, cause: &Cause, summary: String) {
+    fn tell(&self, target: &TargetRef, cause: &Cause, did: Did, summary: String) {
         if !self.config.guard.actions.contains(&crate::config::Action::Notify) {
             return;
         }
@@ -397,6 +422,8 @@ impl Actuator {
             target: target.to_string(),
             check: cause.check.clone(),
             incident: self.incident_of(&cause.check),
+            reason: cause.reason.clone(),
+            did,
             summary,
         });
     }

@@ -48,9 +48,19 @@ pub struct ApiState {
     pub baselines: Arc<crate::probe::Baselines>,
     /// Who may act; `None` when the guard is off.
     pub leadership: Option<Arc<dyn crate::leader::Leadership>>,
+    /// Redis, when configured, and whether its lock decides who acts.
+    pub redis: Option<RedisState>,
     pub clock: Arc<dyn Clock>,
     pub token: Option<Arc<Secret>>,
     pub limiter: Arc<ClientLimiter>,
+}
+
+/// Redis as `/readyz` reports it.
+#[derive(Clone)]
+pub struct RedisState {
+    pub coord: crate::coord::Coordinator,
+    /// True when Kubernetes is off: without Redis no replica may act.
+    pub holds_the_lock: bool,
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -15,16 +15,19 @@ use crate::api::{self, ApiState, ClientLimiter};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, KubeCluster, MemoryCluster, TargetRef};
 use crate::config::{Config, Env, GuardMode};
+use crate::coord::{self, Coordinator};
 use crate::evidence::{Evidence, Judges};
 use crate::gatekeeper::Gatekeeper;
 use crate::history::History;
-use crate::leader::{Leadership, LeaseElector, LeaseTiming, Solo};
+use crate::leader::{Leadership, LeaseElector, LeaseTiming, LockTiming, RedisLock, Solo};
 use crate::metrics::{Metrics, MetricsError};
-use crate::notify::LogNotifier;
+use crate::notify::{Composer, Courier, CourierParts, LogNotifier, Notifier, Notifiers};
 use crate::probe::{Board, Confirmations, HostLimiter, Observers, ProbeObserver, Prober, Scheduler};
 use crate::store::{self, LazyStore, QueueConfig, Store, StoreWriter};
 use crate::targets::{self, Targets};
 
+/// How often `guardian_redis_up` is refreshed.
+const REDIS_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// How long start-up waits for storage before starting without it.
 const STORAGE_AT_START: Duration = Duration::from_secs(5);
 
@@ -37,6 +40,10 @@ pub enum AppError {
     // kube's message already carries its causes: printed once, not as a chain.
     #[error("guard.mode is kubernetes but no Kubernetes API is configured (in-cluster or $KUBECONFIG): {0}")]
     Kubernetes(kube::Error),
+    #[error("redis.url: {0}")]
+    Redis(#[from] coord::CoordError),
+    #[error("notify: {0}")]
+    Notify(#[from] crate::notify::CourierError),
 }
 
 /// Everything a guardian shares between its loops and its API.
@@ -52,6 +59,12 @@ pub struct App {
     pub targets: Arc<Targets>,
     /// The guard at work; `None` when `guard.mode` is off.
     pub guard: Option<Guard>,
+    /// Who may act and notify: the Lease in Kubernetes, else the Redis lock, else this replica alone.
+    pub leadership: Arc<dyn Leadership>,
+    /// Sends notifications; `None` when `notify` names no channel.
+    pub courier: Option<Arc<Courier>>,
+    coord: Option<Coordinator>,
+    redis_lock: Option<Arc<RedisLock>>,
     confirmations: Arc<Confirmations>,
     limiter: Arc<HostLimiter>,
     api_limiter: Arc<ClientLimiter>,
@@ -99,10 +112,55 @@ impl App {
             writer: writer.clone(),
         };
         let targets = Arc::new(Targets::new(&config, clock.clone(), effects));
-        let guard = match g.mode {
+        let identity = env.var("HOSTNAME").unwrap_or_else(|| format!("guardian-{:08x}", rand::random::<u32>()));
+        let coord = match &config.redis_url {
+            Some(url) => {
+                let prefix =
+                    config.redis_key_prefix.clone().unwrap_or_else(|| coord::default_prefix(config.environment));
+                Some(Coordinator::new(url.expose(), prefix)?)
+            }
+            None => None,
+        };
+        let cluster = match g.mode {
             GuardMode::Off => None,
-            mode => {
-                let (cluster, simulated, leadership, elector) = connect_cluster(&config, mode, &clock, env).await?;
+            mode => Some(connect_cluster(&config, mode, &clock, &identity).await?),
+        };
+        let elector = cluster.as_ref().and_then(|(_, _, e)| e.clone());
+        let (leadership, redis_lock): (Arc<dyn Leadership>, _) = match (&elector, &coord) {
+            (Some(e), _) => (e.clone(), None),
+            (None, Some(c)) => {
+                let l = &config.guard.lease;
+                let timing = LockTiming { ttl: l.duration, renew_every: l.renew_every, retry_every: l.renew_every / 2 };
+                tracing::info!(%identity, "leader election through a Redis lock");
+                let lock = Arc::new(RedisLock::new(c.clone(), &identity, timing, clock.clone()));
+                (lock.clone(), Some(lock))
+            }
+            (None, None) => (Arc::new(Solo::new()), None),
+        };
+        let composer =
+            Composer::new(config.clone(), gatekeeper.clone(), history.clone(), targets.clone(), clock.clone());
+        let courier = Courier::new(CourierParts {
+            config: config.clone(),
+            composer,
+            leadership: leadership.clone(),
+            coord: coord.clone(),
+            identity,
+            writer: writer.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        })?;
+        let courier = courier.has_channels().then_some(courier);
+        let log: Arc<dyn Notifier> = LogNotifier::new(writer.clone());
+        let notifier: Arc<dyn Notifier> = match &courier {
+            Some(c) => {
+                history.listen(c.clone());
+                Arc::new(Notifiers(vec![log, c.clone()]))
+            }
+            None => log,
+        };
+        let guard = match cluster {
+            None => None,
+            Some((cluster, simulated, elector)) => {
                 let judges = Arc::new(Judges::new(&config));
                 let actuator = Arc::new(Actuator::new(actuator::Parts {
                     config: config.clone(),
@@ -110,7 +168,7 @@ impl App {
                     targets: targets.clone(),
                     leadership: leadership.clone(),
                     history: history.clone(),
-                    notifier: LogNotifier::new(writer.clone()),
+                    notifier,
                     metrics: metrics.clone(),
                     writer: writer.clone(),
                     clock: clock.clone(),
@@ -118,10 +176,14 @@ impl App {
                 }));
                 let evidence =
                     Arc::new(Evidence::new(&config, judges, targets.clone(), actuator.clone(), clock.clone()));
-                Some(Guard { cluster, simulated, leadership, elector, actuator, evidence })
+                Some(Guard { cluster, simulated, leadership: leadership.clone(), elector, actuator, evidence })
             }
         };
         Ok(Self {
+            leadership,
+            courier,
+            coord,
+            redis_lock,
             metrics,
             prober,
             targets,
@@ -150,6 +212,7 @@ impl App {
             targets: self.targets.clone(),
             baselines: self.prober.baselines().clone(),
             leadership: self.guard.as_ref().map(|g| g.leadership.clone()),
+            redis: self.coord.clone().map(|coord| api::RedisState { coord, holds_the_lock: self.redis_lock.is_some() }),
             clock: self.clock.clone(),
             token: self.api_token.clone(),
             limiter: self.api_limiter.clone(),
@@ -193,6 +256,7 @@ impl App {
         if let Some(g) = &self.guard {
             self.start_guard(g, &stop, &tracker);
         }
+        self.start_coordination(&stop, &tracker);
         let router = api::router(self.api_state()).into_make_service_with_connect_info::<SocketAddr>();
         tracker.spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
@@ -208,6 +272,35 @@ impl App {
 }
 
 impl App {
+    /// The Redis lock (when it decides who leads), the notifier, and the
+    /// `guardian_redis_up` gauge, refreshed every `REDIS_CHECK_EVERY`.
+    fn start_coordination(&self, stop: &CancellationToken, tracker: &TaskTracker) {
+        if let Some(lock) = &self.redis_lock {
+            tracker.spawn(lock.clone().run(stop.clone()));
+            if self.guard.is_none() {
+                self.watch_leadership(stop, tracker);
+            }
+        }
+        if let Some(courier) = &self.courier {
+            courier.start(self.writer.store().clone(), stop, tracker);
+        }
+        let Some(coord) = self.coord.clone() else { return };
+        let (metrics, stop, lock_pings) = (self.metrics.clone(), stop.clone(), self.redis_lock.is_some());
+        tracker.spawn(async move {
+            loop {
+                // The lock calls Redis every renewal; without it, a ping keeps the health true.
+                if !lock_pings {
+                    let _ = coord.ping().await;
+                }
+                metrics.notify.set_redis_up(coord.health().reachable);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(REDIS_CHECK_EVERY) => {}
+                }
+            }
+        });
+    }
+
     fn start_guard(&self, g: &Guard, stop: &CancellationToken, tracker: &TaskTracker) {
         tracker.spawn(self.targets.clone().watch_loop(g.cluster.clone(), stop.clone()));
         tracker.spawn(self.targets.clone().sync_loop(self.writer.store().clone(), stop.clone()));
@@ -216,7 +309,12 @@ impl App {
         if let Some(elector) = &g.elector {
             tracker.spawn(elector.clone().run(stop.clone()));
         }
-        let (mut changes, metrics, stop) = (g.leadership.changes(), self.metrics.clone(), stop.clone());
+        self.watch_leadership(stop, tracker);
+    }
+
+    /// Keeps `guardian_leader` true to this replica's leadership.
+    fn watch_leadership(&self, stop: &CancellationToken, tracker: &TaskTracker) {
+        let (mut changes, metrics, stop) = (self.leadership.changes(), self.metrics.clone(), stop.clone());
         tracker.spawn(async move {
             loop {
                 let leader = *changes.borrow_and_update();
@@ -230,35 +328,34 @@ impl App {
     }
 }
 
-type Connected = (Arc<dyn Cluster>, Option<Arc<MemoryCluster>>, Arc<dyn Leadership>, Option<Arc<LeaseElector>>);
+type Connected = (Arc<dyn Cluster>, Option<Arc<MemoryCluster>>, Option<Arc<LeaseElector>>);
 
 /// The cluster the guard acts on. Simulated: in memory, each target settled
-/// on a `NAME:stable` template, one replica leading. Kubernetes: kube-rs
-/// configured the usual way, leadership through a Lease named after the
-/// environment in the guardian's own namespace.
+/// on a `NAME:stable` template (who leads is then up to Redis, or this
+/// replica alone). Kubernetes: kube-rs configured the usual way, leadership
+/// through a Lease named after the environment in the guardian's own namespace.
 async fn connect_cluster(
     config: &Config,
     mode: GuardMode,
     clock: &Arc<dyn Clock>,
-    env: &dyn Env,
+    identity: &str,
 ) -> Result<Connected, AppError> {
     if mode == GuardMode::Simulated {
         let memory = Arc::new(MemoryCluster::new());
         for t in &config.guard.targets {
             memory.add(&TargetRef::of(t), &format!("{}:stable", t.name));
         }
-        return Ok((memory.clone(), Some(memory), Arc::new(Solo::new()), None));
+        return Ok((memory.clone(), Some(memory), None));
     }
     let client = kube::Client::try_default().await.map_err(AppError::Kubernetes)?;
     let namespace = client.default_namespace().to_string();
-    let identity = env.var("HOSTNAME").unwrap_or_else(|| format!("guardian-{:08x}", rand::random::<u32>()));
     let l = &config.guard.lease;
     let lease = l.name.clone().unwrap_or_else(|| format!("guardian-{}", config.environment.as_str()));
     // A follower looks again (and a failed call is retried) twice per renewal.
     let timing = LeaseTiming { lease_duration: l.duration, renew_every: l.renew_every, retry_every: l.renew_every / 2 };
     tracing::info!(%namespace, %lease, %identity, "leader election through a Lease");
-    let elector = Arc::new(LeaseElector::new(client.clone(), &namespace, &lease, &identity, timing, clock.clone()));
-    Ok((Arc::new(KubeCluster::from_client(client)), None, elector.clone(), Some(elector)))
+    let elector = Arc::new(LeaseElector::new(client.clone(), &namespace, &lease, identity, timing, clock.clone()));
+    Ok((Arc::new(KubeCluster::from_client(client)), None, Some(elector)))
 }
 
 /// Storage as configured; if it does not answer at start, a store that keeps

@@ -23,7 +23,7 @@ pub use load::{load, parse};
 pub use validate::redact_url;
 
 /// The environment this guardian watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Environment {
     Dev,
@@ -91,6 +91,8 @@ pub struct Config {
     pub api_requests_per_second: std::num::NonZeroU32,
     pub storage_url: ConnUrl,
     pub redis_url: Option<ConnUrl>,
+    /// Where this guardian's Redis keys live; `nextgen:{environment}:` unless set.
+    pub redis_key_prefix: Option<String>,
     pub arr_eur: f64,
     pub probing: Probing,
     pub checks: Vec<Check>,
@@ -254,10 +256,18 @@ pub struct Webhook {
     pub format: WebhookFormat,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Notify {
     pub alertmanager: Vec<url::Url>,
+    /// How often firing alerts are sent to Alertmanager again.
+    pub resend_every: Duration,
     pub webhooks: Vec<Webhook>,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Self { alertmanager: Vec::new(), resend_every: defaults::ALERT_RESEND_EVERY, webhooks: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone)]

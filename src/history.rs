@@ -26,7 +26,14 @@ const RESTORE_INCIDENTS: u32 = 100_000;
 /// How often storage is pruned to the retention horizon.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Told of incidents as they open and close (the notifier); must not block.
+pub trait IncidentListener: Send + Sync + 'static {
+    fn opened(&self, incident: &Incident);
+    fn closed(&self, incident: &Incident);
+}
+
 pub struct History {
+    listener: std::sync::OnceLock<Arc<dyn IncidentListener>>,
     slos: Mutex<SloTracker>,
     incidents: Mutex<IncidentTracker>,
     clock: Arc<dyn Clock>,
@@ -40,11 +47,19 @@ impl History {
         let shares: HashMap<String, f64> = config.checks.iter().map(|c| (c.name.clone(), c.revenue_share)).collect();
         let longest = config.checks.iter().map(|c| c.timeout).max().unwrap_or_default();
         Self {
+            listener: std::sync::OnceLock::new(),
             slos: Mutex::new(SloTracker::new(&config.slos, longest)),
             incidents: Mutex::new(IncidentTracker::new(rule, config.arr_eur, shares)),
             clock,
             writer,
             restored: AtomicBool::new(false),
+        }
+    }
+
+    /// Sets who hears of incidents opening and closing; the first call wins.
+    pub fn listen(&self, listener: Arc<dyn IncidentListener>) {
+        if self.listener.set(listener).is_err() {
+            tracing::warn!("an incident listener was already set; keeping the first");
         }
     }
 
@@ -172,10 +187,16 @@ impl History {
         match change {
             Some(IncidentChange::Opened(i)) => {
                 tracing::warn!(incident = %i.id, check = %i.check, reason = %i.reason, "incident opened");
+                if let Some(l) = self.listener.get() {
+                    l.opened(&i);
+                }
                 self.writer.enqueue(i);
             }
             Some(IncidentChange::Closed(i)) => {
                 tracing::info!(incident = %i.id, check = %i.check, revenue_at_risk_eur = i.revenue_at_risk_eur, "incident closed");
+                if let Some(l) = self.listener.get() {
+                    l.closed(&i);
+                }
                 self.writer.enqueue(i);
             }
             // Figures of open incidents are queued by `persist`, not every probe.

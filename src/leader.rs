@@ -5,14 +5,19 @@
 //! `Solo` is a single replica (simulated mode, or election turned off): it
 //! always leads. `LeaseElector` elects through a `coordination.k8s.io/v1`
 //! Lease, as client-go's leaderelection does (the rule is in `lease.rs`).
+//! `RedisLock` elects through a Redis lock with fencing tokens, when
+//! Kubernetes is off (the rule is in `redis_lock.rs`).
 
 mod lease;
+mod redis_lock;
 
 use tokio::sync::watch;
 
 pub use lease::{LeaseElector, LeaseTiming};
+pub use redis_lock::{LockTiming, RedisLock};
 
 /// Whether this replica may act, as every caller that acts must ask first.
+#[async_trait::async_trait]
 pub trait Leadership: Send + Sync + 'static {
     /// Whether this replica may act right now. Must only be true while the
     /// lease is known held: renewed less than (lease duration − a safety margin) ago,
@@ -22,6 +27,17 @@ pub trait Leadership: Send + Sync + 'static {
     fn changes(&self) -> watch::Receiver<bool>;
     /// Who holds it, as far as this replica knows (for /api/v1/status); None when unknown.
     fn holder(&self) -> Option<String>;
+    /// Checked right before every action: true only if this replica holds leadership now, as the
+    /// authority says. Backends that can ask their authority cheaply (the Redis lock) do; the others
+    /// answer `is_leader()`. False on any error or timeout.
+    async fn confirm(&self) -> bool {
+        self.is_leader()
+    }
+    /// The fencing token of the current leadership, strictly greater for every later acquisition;
+    /// `None` when not leading or when the backend has none.
+    fn fencing_token(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A single replica (guard mode simulated, or election turned off): always the leader.
@@ -43,6 +59,7 @@ impl Default for Solo {
     }
 }
 
+#[async_trait::async_trait]
 impl Leadership for Solo {
     fn is_leader(&self) -> bool {
         true
@@ -70,5 +87,7 @@ mod tests {
         assert!(*changes.borrow());
         assert!(changes.has_changed().is_ok(), "the sender lives as long as the Solo");
         assert_eq!(solo.holder(), None);
+        assert!(solo.confirm().await);
+        assert_eq!(solo.fencing_token(), None);
     }
 }

@@ -11,8 +11,9 @@
 //! - `gatekeeper` — answers the gate at run time from in-memory state; records answer changes.
 //! - `guard`    — the rollout guard's pure decisions: rolling-out rule, evidence, what to do, rollback plan.
 //! - `targets`, `evidence`, `actuator` — the guard at run time: arming, triggers, acting once.
-//! - `leader`   — who may act among replicas: the `Leadership` trait, `Solo`, the Lease elector.
-//! - `notify`   — notices to people (log and audit for now).
+//! - `leader`   — who may act among replicas: the `Leadership` trait, `Solo`, the Lease elector, the Redis lock.
+//! - `coord`    — Redis coordination between replicas: claims, health, the key prefix.
+//! - `notify`   — notifications: messages, webhook bodies, Alertmanager and webhook senders, the outbox courier.
 //! - `history`  — SLO and incident trackers fed by probes, persisted through the store queue.
 //! - `incident` — confirmed breaches of a check and what they put at risk.
 //! - `gate`     — the go/no-go decision, deploy windows, backups.
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod coord;
 pub mod evidence;
 pub mod gate;
 pub mod gatekeeper;

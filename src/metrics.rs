@@ -3,6 +3,7 @@
 //! environment is a constant label on every series.
 
 mod guard;
+mod notify;
 mod state;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use crate::config::{Check, Config};
 use crate::probe::{ProbeEvent, ProbeObserver};
 
 pub use guard::GuardMetrics;
+pub use notify::{NotifyMetrics, format_label};
 pub use state::Sources;
 use state::StateGauges;
 
@@ -26,6 +28,7 @@ pub struct Metrics {
     check_up: GaugeVec,
     state: StateGauges,
     pub guard: GuardMetrics,
+    pub notify: NotifyMetrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,7 @@ impl Metrics {
             )?,
             state: StateGauges::register(&registry)?,
             guard: GuardMetrics::register(&registry, config)?,
+            notify: NotifyMetrics::register(&registry, config)?,
             registry,
         };
         m.register_all()?;

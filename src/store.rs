@@ -14,6 +14,7 @@ use crate::config::Environment;
 use crate::gate::{Backup, GateDecision};
 use crate::incident::Incident;
 use crate::migration::Migration;
+use crate::notify::Delivery;
 use crate::slo::MinuteRollup;
 
 mod lazy;
@@ -49,6 +50,7 @@ pub struct Pruned {
     pub actions: u64,
     pub backups: u64,
     pub migrations: u64,
+    pub deliveries: u64,
 }
 
 /// Everything Guardian keeps across restarts. Writes are idempotent (upserts
@@ -88,7 +90,14 @@ pub trait Store: Send + Sync + 'static {
     async fn log_action(&self, action: &ActionRecord) -> Result<()>;
     /// Newest first.
     async fn actions(&self, limit: u32) -> Result<Vec<ActionRecord>>;
-    /// Deletes everything older than `before` (open incidents and migrations are kept).
+    /// Upserts by (key, channel) while the stored row is pending; a delivered
+    /// or abandoned row is final and a later save leaves it as it is, so a
+    /// stale retry landing late cannot send it again.
+    async fn save_delivery(&self, delivery: &Delivery) -> Result<()>;
+    /// Every delivery created at or after `since`, oldest first (then by key and channel).
+    async fn deliveries_since(&self, since: Timestamp) -> Result<Vec<Delivery>>;
+    /// Deletes everything older than `before` (open incidents and migrations
+    /// are kept; deliveries go by creation, whatever their state).
     async fn prune(&self, before: Timestamp) -> Result<Pruned>;
 }
 

@@ -8,14 +8,12 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use guardian::config::Environment;
 use guardian::notify::{Action, Alert, AlertmanagerClient, AlertmanagerError, Event, GateState, Message, Statistic};
-use serde_json::Value;
+use support::alertmanager::RealAlertmanager;
 use support::eventually::eventually;
 use support::recorder::Recorder;
 use url::Url;
@@ -27,6 +25,7 @@ fn opened(incident: &str, at: jiff::Timestamp) -> Message {
         event: Event::IncidentOpened,
         incident: incident.into(),
         check: "payments-health".into(),
+        reason: "took 3.50s, over its 3s budget".into(),
         budget: Duration::from_secs(3),
         statistic: Statistic::Worst,
         observed: Duration::from_millis(3_500),
@@ -79,7 +78,7 @@ async fn alerts_are_posted_as_api_v2_json_with_spec_labels_and_annotations() {
     }
     let (firing, done) = (&alerts[0], &alerts[1]);
     assert_eq!(firing["annotations"].as_object().unwrap().len(), 3);
-    assert!(firing["annotations"]["summary"].as_str().unwrap().starts_with("payments-health over its 3s budget"));
+    assert!(firing["annotations"]["summary"].as_str().unwrap().starts_with("payments-health is failing for"));
     assert!(
         firing["annotations"]["description"].as_str().unwrap().starts_with("Incident opened: payments-health in prod.")
     );
@@ -114,86 +113,16 @@ async fn when_none_accepts_the_error_names_each_url_without_its_password() {
     assert!(matches!(&err, AlertmanagerError::NoneAccepted(r) if r.len() == 2), "{err:?}");
 }
 
-/// A real Alertmanager on loopback, killed when dropped.
-struct RealAlertmanager {
-    child: Child,
-    base: Url,
-    _dir: tempfile::TempDir,
-}
-
-impl RealAlertmanager {
-    /// `None` when `alertmanager` is not on PATH (outside CI).
-    fn start() -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("am.yml");
-        std::fs::write(&config, "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n").unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::fs::File::create(dir.path().join("am.log")).unwrap();
-        let spawned = Command::new("alertmanager")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn();
-        match spawned {
-            Ok(child) => {
-                Some(Self { child, base: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(), _dir: dir })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "alertmanager is not on PATH, and CI=true requires it"
-                );
-                eprintln!("alertmanager not on PATH (Debian package prometheus-alertmanager): skipped");
-                None
-            }
-            Err(e) => panic!("cannot start alertmanager: {e}"),
-        }
-    }
-
-    fn log(dir: &Path) -> String {
-        std::fs::read_to_string(dir.join("am.log")).unwrap_or_default()
-    }
-
-    async fn get(&self, path_and_query: &str) -> Option<(StatusCode, String)> {
-        let r = reqwest::get(self.base.join(path_and_query).unwrap()).await.ok()?;
-        Some((r.status(), r.text().await.ok()?))
-    }
-
-    /// Our alerts as Alertmanager lists them (`GET /api/v2/alerts`, active by default).
-    async fn alerts(&self, incident: &str) -> Vec<Value> {
-        let Some((StatusCode::OK, text)) = self.get("api/v2/alerts").await else { panic!("GET /api/v2/alerts failed") };
-        let all: Vec<Value> = serde_json::from_str(&text).unwrap();
-        all.into_iter().filter(|a| a["labels"]["incident"] == incident).collect()
-    }
-}
-
-impl Drop for RealAlertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_real_alertmanager_shows_the_alert_active_then_resolved() {
-    let Some(am) = RealAlertmanager::start() else { return };
-    let dir = am._dir.path().to_path_buf();
-    eventually(Duration::from_secs(20), "alertmanager is ready", || async {
-        matches!(am.get("-/ready").await, Some((StatusCode::OK, _)))
-    })
-    .await;
+    let config = "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n";
+    let Some(am) = RealAlertmanager::start(config).await else { return };
     let client = AlertmanagerClient::new(std::slice::from_ref(&am.base)).unwrap();
     let now = jiff::Timestamp::now();
-    client
-        .send(&[Alert::from_message(&opened("inc-real", now))])
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", RealAlertmanager::log(&dir)));
+    client.send(&[Alert::from_message(&opened("inc-real", now))]).await.unwrap_or_else(|e| panic!("{e}\n{}", am.log()));
 
     let listed = am.alerts("inc-real").await;
-    assert_eq!(listed.len(), 1, "{listed:?}\n{}", RealAlertmanager::log(&dir));
+    assert_eq!(listed.len(), 1, "{listed:?}\n{}", am.log());
     let a = &listed[0];
     assert_eq!(a["status"]["state"], "active", "{a}");
     for (k, v) in [

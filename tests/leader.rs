@@ -14,9 +14,8 @@ use guardian::leader::{Leadership, LeaseElector, LeaseTiming};
 use serde_json::Value;
 use support::eventually::eventually;
 use support::fake_apiserver::{FakeApiServer, Matcher, objects};
-use tokio::task::JoinHandle;
+use support::replica::{knows_holder, leading};
 use tokio::time::{Instant, sleep};
-use tokio_util::sync::CancellationToken;
 
 const NS: &str = "blueocean-nextgen-prod";
 const NAME: &str = "guardian-leader";
@@ -49,9 +48,7 @@ impl Cluster {
     fn replica(&self, identity: &str, timing: LeaseTiming) -> Replica {
         let elector =
             Arc::new(LeaseElector::new(self.client.clone(), NS, NAME, identity, timing, Arc::new(SystemClock)));
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(elector.clone().run(stop.clone()));
-        Replica { elector, stop, task }
+        Replica::start(elector, |elector, stop| elector.run(stop))
     }
 
     fn lease(&self) -> Value {
@@ -63,39 +60,7 @@ impl Cluster {
     }
 }
 
-struct Replica {
-    elector: Arc<LeaseElector>,
-    stop: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl Replica {
-    fn leads(&self) -> bool {
-        self.elector.is_leader()
-    }
-
-    /// Graceful: cancel and wait for `run` to return, release included.
-    async fn stop(self) -> Arc<LeaseElector> {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(5), self.task).await.expect("run returns after stop").unwrap();
-        self.elector
-    }
-
-    /// A kill: the task ends mid-flight, nothing is released.
-    fn kill(&self) {
-        self.task.abort();
-    }
-}
-
-async fn leading(replica: &Replica, within: Duration) {
-    eventually(within, "the replica leads", || async { replica.leads() }).await;
-}
-
-async fn knows_holder(replica: &Replica, holder: &str) {
-    let want = Some(holder.to_owned());
-    eventually(Duration::from_secs(2), "the replica knows the holder", || async { replica.elector.holder() == want })
-        .await;
-}
+type Replica = support::replica::Replica<LeaseElector>;
 
 fn resource_version(lease: &Value) -> String {
     lease["metadata"]["resourceVersion"].as_str().unwrap().to_owned()
@@ -116,8 +81,8 @@ async fn a_lone_replica_creates_the_lease_leads_and_keeps_renewing_it() {
     let renew_time = spec["renewTime"].as_str().unwrap();
     assert!(renew_time.contains('.') && renew_time.ends_with('Z'), "a MicroTime: {renew_time}");
     assert_eq!(spec["acquireTime"], spec["renewTime"]);
-    assert_eq!(a.elector.holder().as_deref(), Some("guardian-a"));
-    assert!(*a.elector.changes().borrow());
+    assert_eq!(a.lock.holder().as_deref(), Some("guardian-a"));
+    assert!(*a.lock.changes().borrow());
 
     let created = resource_version(&cluster.lease());
     eventually(Duration::from_secs(2), "a renewal", || async { resource_version(&cluster.lease()) != created }).await;
@@ -194,7 +159,7 @@ async fn a_graceful_stop_releases_the_lease_and_the_other_replica_takes_over_at_
     leading(&a, Duration::from_secs(2)).await;
     let b = cluster.replica("guardian-b", slow);
     knows_holder(&b, "guardian-a").await;
-    let a_changes = a.elector.changes();
+    let a_changes = a.lock.changes();
 
     let a = a.stop().await;
     let stopped = Instant::now();
@@ -214,7 +179,7 @@ async fn a_leader_whose_renewals_fail_stops_leading_before_its_lease_expires_and
     let cluster = Cluster::start().await;
     let a = cluster.replica("guardian-a", FAST);
     leading(&a, Duration::from_secs(2)).await;
-    let mut changes = a.elector.changes();
+    let mut changes = a.lock.changes();
     let before = resource_version(&cluster.lease());
     eventually(Duration::from_secs(2), "a renewal", || async { resource_version(&cluster.lease()) != before }).await;
     let renewed = Instant::now();

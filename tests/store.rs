@@ -16,10 +16,12 @@ use guardian::config::Environment;
 use guardian::gate::{Backup, GateDecision, Reason};
 use guardian::incident::Incident;
 use guardian::migration::{Migration, OnBreach};
+use guardian::notify::{Delivery, DeliveryState};
 use guardian::slo::MinuteRollup;
 use guardian::store::memory::MemoryStore;
 use guardian::store::{self, Backoff, Pruned, QueueConfig, Store, StoreWriter};
 use jiff::{SignedDuration, Timestamp};
+use sqlx::Connection;
 use support::eventually::eventually;
 use support::postgres;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +89,20 @@ fn action(id: &str, at: i64, outcome: &str) -> ActionRecord {
     }
 }
 
+fn delivery(key: &str, channel: &str, created: i64, state: DeliveryState) -> Delivery {
+    Delivery {
+        key: key.into(),
+        channel: channel.into(),
+        payload: format!(r#"{{"key":"{key}","summary":"payments-health over its 3s budget"}}"#),
+        created_at: t(created),
+        state,
+        attempts: 0,
+        next_attempt_at: t(created),
+        last_error: None,
+        done_at: state.is_final().then(|| t(created + 1)),
+    }
+}
+
 fn ids<T>(items: &[T], id: impl Fn(&T) -> String) -> Vec<String> {
     items.iter().map(id).collect()
 }
@@ -101,6 +117,11 @@ async fn contract(s: &dyn Store) {
     migrations_upsert_and_filter_open_ones(s).await;
     gate_decisions_are_recorded_once_newest_first(s).await;
     actions_are_logged_once_newest_first(s).await;
+    deliveries_round_trip_field_by_field(s).await;
+    a_pending_delivery_is_replaced_by_a_later_save(s).await;
+    a_final_delivery_is_never_changed_by_a_later_save(s).await;
+    each_channel_of_a_notification_is_its_own_delivery(s).await;
+    deliveries_since_filters_by_creation_and_orders_oldest_first(s).await;
     prune_drops_old_rows_but_keeps_open_incidents_and_migrations(s).await;
     rollups_between_keep_their_range_and_sum_by_hour(s).await; // last: its rows would change the prune counts
 }
@@ -191,10 +212,118 @@ async fn actions_are_logged_once_newest_first(s: &dyn Store) {
     assert_eq!(s.actions(1).await.unwrap(), [unlinked]);
 }
 
+/// The deliveries created from `since` on whose key starts with `prefix`, in the store's order.
+async fn prefixed_since(s: &dyn Store, since: Timestamp, prefix: &str) -> Vec<Delivery> {
+    let all = s.deliveries_since(since).await.unwrap();
+    all.into_iter().filter(|d| d.key.starts_with(prefix)).collect()
+}
+
+async fn deliveries_of(s: &dyn Store, prefix: &str) -> Vec<Delivery> {
+    prefixed_since(s, t(-10_000), prefix).await
+}
+
+/// The only delivery whose key starts with `prefix`.
+async fn only_delivery(s: &dyn Store, prefix: &str) -> Delivery {
+    let mut found = deliveries_of(s, prefix).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+async fn deliveries_round_trip_field_by_field(s: &dyn Store) {
+    let at_ms = |minutes: i64, ms: i64| t(minutes) + SignedDuration::from_millis(ms);
+    let retrying = Delivery {
+        attempts: 3,
+        next_attempt_at: at_ms(6, 250),
+        last_error: Some("connection refused by 127.0.0.1:9093 (password ***)".into()),
+        created_at: at_ms(5, 123),
+        ..delivery("rt:opened", "alertmanager", 5, DeliveryState::Pending)
+    };
+    let delivered =
+        Delivery { attempts: u32::MAX, ..delivery("rt:paused", "alertmanager", 6, DeliveryState::Delivered) };
+    let abandoned = Delivery {
+        attempts: 12,
+        last_error: Some("webhook answered 404".into()),
+        done_at: Some(at_ms(9, 999)),
+        ..delivery("rt:rolled_back", "webhook-slack-9f8e7d", 7, DeliveryState::Abandoned)
+    };
+    for d in [&retrying, &delivered, &abandoned] {
+        s.save_delivery(d).await.unwrap();
+    }
+    let got = deliveries_of(s, "rt:").await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0], retrying, "pending, a last error, no done_at, milliseconds kept");
+    assert_eq!((got[0].last_error.as_deref(), got[0].done_at), (retrying.last_error.as_deref(), None));
+    assert_eq!(got[1], delivered, "no last error, done_at, u32::MAX attempts");
+    assert_eq!((got[1].attempts, got[1].last_error.as_deref(), got[1].done_at), (u32::MAX, None, Some(t(7))));
+    assert_eq!(got[2], abandoned, "abandoned with its last error");
+}
+
+async fn a_pending_delivery_is_replaced_by_a_later_save(s: &dyn Store) {
+    let first = delivery("retry:opened", "alertmanager", 1, DeliveryState::Pending);
+    s.save_delivery(&first).await.unwrap();
+    s.save_delivery(&first).await.unwrap();
+    assert_eq!(only_delivery(s, "retry:").await, first, "saving twice is one row");
+    let failed =
+        Delivery { attempts: 1, next_attempt_at: t(2), last_error: Some("timed out after 10s".into()), ..first };
+    s.save_delivery(&failed).await.unwrap();
+    assert_eq!(only_delivery(s, "retry:").await, failed, "the retry's values replace the first");
+    let again = Delivery { attempts: 2, next_attempt_at: t(4), last_error: None, ..failed };
+    s.save_delivery(&again).await.unwrap();
+    assert_eq!(only_delivery(s, "retry:").await, again, "a last error can be cleared");
+}
+
+async fn a_final_delivery_is_never_changed_by_a_later_save(s: &dyn Store) {
+    for (key, state) in [("final:delivered", DeliveryState::Delivered), ("final:abandoned", DeliveryState::Abandoned)] {
+        let pending = Delivery { attempts: 1, ..delivery(key, "alertmanager", 2, DeliveryState::Pending) };
+        let done = Delivery { attempts: 2, ..delivery(key, "alertmanager", 2, state) };
+        s.save_delivery(&pending).await.unwrap();
+        s.save_delivery(&done).await.unwrap();
+        assert_eq!(only_delivery(s, key).await, done, "pending becomes {state:?}");
+        let stale = Delivery { attempts: 1, last_error: Some("late retry".into()), ..pending };
+        s.save_delivery(&stale).await.unwrap();
+        let other_final =
+            if state == DeliveryState::Delivered { DeliveryState::Abandoned } else { DeliveryState::Delivered };
+        s.save_delivery(&Delivery { attempts: 9, ..delivery(key, "alertmanager", 3, other_final) }).await.unwrap();
+        assert_eq!(only_delivery(s, key).await, done, "{state:?} stays as it was");
+    }
+}
+
+async fn each_channel_of_a_notification_is_its_own_delivery(s: &dyn Store) {
+    let alertmanager = delivery("ch:opened", "alertmanager", 3, DeliveryState::Pending);
+    let slack = delivery("ch:opened", "webhook-slack-1a2b3c", 3, DeliveryState::Pending);
+    s.save_delivery(&alertmanager).await.unwrap();
+    s.save_delivery(&slack).await.unwrap();
+    let delivered = Delivery { attempts: 1, ..delivery("ch:opened", "alertmanager", 3, DeliveryState::Delivered) };
+    s.save_delivery(&delivered).await.unwrap();
+    assert_eq!(deliveries_of(s, "ch:").await, [delivered, slack], "one channel's state leaves the other's alone");
+}
+
+async fn deliveries_since_filters_by_creation_and_orders_oldest_first(s: &dyn Store) {
+    let old = delivery("since:a", "alertmanager", -30, DeliveryState::Delivered);
+    let b_webhook = delivery("since:b", "webhook-generic-77aa", -10, DeliveryState::Pending);
+    let b_alertmanager = delivery("since:b", "alertmanager", -10, DeliveryState::Pending);
+    let a = delivery("since:a", "webhook-generic-77aa", -10, DeliveryState::Abandoned);
+    let upper = delivery("since:B", "alertmanager", -10, DeliveryState::Pending); // bytes: "B" < "a"
+    let new = delivery("since:0", "alertmanager", 10, DeliveryState::Pending);
+    for d in [&new, &b_webhook, &old, &b_alertmanager, &a, &upper] {
+        s.save_delivery(d).await.unwrap();
+    }
+    let since = |at: Timestamp| prefixed_since(s, at, "since:");
+    let want = [upper, a, b_alertmanager, b_webhook, new.clone()];
+    assert_eq!(since(t(-10)).await, want, "from `since` on, by creation, then key, then channel");
+    assert_eq!(since(t(-31)).await[0], old);
+    assert_eq!(since(t(11)).await, []);
+    assert_eq!(since(t(-10) + SignedDuration::from_millis(1)).await, [new]);
+}
+
 async fn prune_drops_old_rows_but_keeps_open_incidents_and_migrations(s: &dyn Store) {
     let pruned = s.prune(t(0)).await.unwrap();
-    let want = Pruned { rollups: 2, incidents: 1, gate_decisions: 1, actions: 1, backups: 1, migrations: 1 };
+    let want =
+        Pruned { rollups: 2, incidents: 1, gate_decisions: 1, actions: 1, backups: 1, migrations: 1, deliveries: 5 };
     assert_eq!(pruned, want);
+    let kept = s.deliveries_since(t(-10_000)).await.unwrap();
+    assert!(kept.iter().all(|d| d.created_at >= t(0)), "{kept:?}");
+    assert_eq!(kept.len(), 9, "pending ones are pruned by age too, newer ones of every state kept");
     assert_eq!(ids(&s.incidents(10).await.unwrap(), |i| i.id.clone()), ["i1", "old-open"]);
     assert_eq!(ids(&s.migrations(false).await.unwrap(), |m| m.id.clone()), ["m1", "m-stuck"]);
     assert_eq!(s.rollups_since(0).await.unwrap(), [rollup("a", 0, 5, 6)]);
@@ -206,6 +335,29 @@ async fn sqlite_file_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = store::open(&format!("sqlite://{}/guardian.db", dir.path().display())).await.unwrap();
     contract(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn a_bad_delivery_row_is_reported_not_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/guardian.db", dir.path().display());
+    let store = store::open(&url).await.unwrap();
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let insert = "INSERT INTO deliveries (key, channel, payload, created_at_ms, state, attempts, next_attempt_at_ms) \
+         VALUES ($1, 'alertmanager', '{}', $2, $3, $4, $2)";
+    let cases = [
+        ("unknown state", "sent", 1, "delivery row: state: unknown value \"sent\""),
+        ("negative attempts", "pending", -1, "delivery row: attempts: out of range -1"),
+        ("attempts past u32", "pending", i64::from(u32::MAX) + 1, "delivery row: attempts: out of range 4294967296"),
+    ];
+    for (name, state, attempts, want) in cases {
+        let q = sqlx::query(insert).bind(name).bind(t(0).as_millisecond()).bind(state).bind(attempts);
+        q.execute(&mut raw).await.unwrap();
+        let err = store.deliveries_since(t(0)).await.unwrap_err();
+        assert!(matches!(err, store::Error::BadRow { what: "delivery", .. }), "{name}: {err}");
+        assert!(err.to_string().ends_with(want), "{name}: {err}");
+        sqlx::query("DELETE FROM deliveries").execute(&mut raw).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -334,6 +486,13 @@ impl Store for Flaky {
     async fn actions(&self, limit: u32) -> store::Result<Vec<ActionRecord>> {
         self.inner.actions(limit).await
     }
+    async fn save_delivery(&self, delivery: &Delivery) -> store::Result<()> {
+        self.call()?;
+        self.inner.save_delivery(delivery).await
+    }
+    async fn deliveries_since(&self, since: Timestamp) -> store::Result<Vec<Delivery>> {
+        self.inner.deliveries_since(since).await
+    }
     async fn prune(&self, before: Timestamp) -> store::Result<Pruned> {
         self.inner.prune(before).await
     }
@@ -353,7 +512,7 @@ fn writer_on(store: Arc<dyn Store>, config: QueueConfig) -> (StoreWriter, Cancel
     (writer, stop)
 }
 
-/// Writes numbered `from..to`: six kinds each, distinct records.
+/// Writes numbered `from..to`: seven kinds each, distinct records.
 fn enqueue_numbered(writer: &StoreWriter, from: i64, to: i64) {
     for n in from..to {
         writer.enqueue(rollup("revenue-status", n, 1, 1));
@@ -362,6 +521,7 @@ fn enqueue_numbered(writer: &StoreWriter, from: i64, to: i64) {
         writer.enqueue(backup(Environment::Prod, &format!("b{n}"), n, true));
         writer.enqueue(decision(Environment::Prod, n, &["check_failing"]));
         writer.enqueue(action(&format!("a{n}"), 0, "ok"));
+        writer.enqueue(delivery(&format!("i{n}:opened"), "alertmanager", n, DeliveryState::Pending));
     }
 }
 
@@ -372,6 +532,7 @@ async fn assert_numbered(s: &dyn Store, count: i64) {
     assert_eq!(s.incidents(u32::MAX).await.unwrap().len(), n, "incidents");
     assert_eq!(s.migrations(false).await.unwrap().len(), n, "migrations");
     assert_eq!(s.gate_decisions(u32::MAX).await.unwrap().len(), n, "gate decisions");
+    assert_eq!(s.deliveries_since(t(0)).await.unwrap().len(), n, "deliveries");
     let latest = s.latest_backup(Environment::Prod).await.unwrap().map(|b| b.id);
     assert_eq!(latest, Some(format!("b{}", count - 1)), "backups");
     let newest_first: Vec<String> = (0..count).rev().map(|n| format!("a{n}")).collect();
@@ -387,7 +548,7 @@ async fn the_queue_outlasts_a_failing_store_and_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let down = writer.health();
     assert!(!down.reachable);
-    assert_eq!(down.queued, 60);
+    assert_eq!(down.queued, 70);
     assert_eq!(down.last_ok, None);
     assert!(down.last_error.as_deref().is_some_and(|e| e.contains("pool timed out")), "{down:?}");
 
@@ -419,7 +580,7 @@ async fn drain_gives_up_at_its_deadline_and_says_what_is_left() {
     let writer = StoreWriter::new(flaky, Arc::new(ManualClock::new(t(0))), FAST);
     enqueue_numbered(&writer, 0, 2);
     let left = writer.drain(tokio::time::Instant::now() + Duration::from_secs(3)).await;
-    assert_eq!(left, 12);
+    assert_eq!(left, 14);
     assert!(writer.flush_now().await.is_err());
 }
 

@@ -20,6 +20,7 @@ fn opened_with_rollback() -> Message {
         event: Event::IncidentOpened,
         incident: "inc-42".into(),
         check: "payments-health".into(),
+        reason: "took 3.50s, over its 3s budget".into(),
         budget: Duration::from_secs(3),
         statistic: Statistic::Worst,
         observed: Duration::from_millis(3_500),

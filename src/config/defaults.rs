@@ -52,6 +52,12 @@ pub const CONFIRM_INTERVAL: Duration = Duration::from_millis(250);
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 pub const LEASE_RENEW_EVERY: Duration = Duration::from_secs(5);
 
+/// Alertmanager resolves an alert it has not heard of for its
+/// `resolve_timeout` (5 m by default): a firing alert is sent again every
+/// minute, so four re-sends may be lost before that happens.
+pub const ALERT_RESEND_EVERY: Duration = Duration::from_secs(60);
+pub const ALERT_RESEND_MAX: Duration = Duration::from_secs(240);
+
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 pub const MIN_ERROR_BUDGET_REMAINING: f64 = 0.1;
 

@@ -42,6 +42,7 @@ pub struct RawStorage {
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     pub url: S<String>,
+    pub key_prefix: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +144,7 @@ pub struct RawBreach {
 #[serde(deny_unknown_fields)]
 pub struct RawNotify {
     pub alertmanager: Option<Vec<S<String>>>,
+    pub resend_every: Option<S<String>>,
     pub webhooks: Option<Vec<RawWebhook>>,
 }
 

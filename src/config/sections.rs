@@ -228,7 +228,23 @@ pub fn notify(p: &mut Problems, raw: Option<RawNotify>) -> Notify {
             webhooks.push(Webhook { url, format });
         }
     }
-    Notify { alertmanager, webhooks }
+    let resend_every = match raw.resend_every.as_ref() {
+        None => defaults::ALERT_RESEND_EVERY,
+        Some(r) => match duration(p, r, "notify.resend_every") {
+            Some(d) if (std::time::Duration::from_secs(1)..=defaults::ALERT_RESEND_MAX).contains(&d) => d,
+            Some(_) => {
+                let most = humantime::format_duration(defaults::ALERT_RESEND_MAX);
+                p.at(
+                    r,
+                    "notify.resend_every",
+                    format!("must be between 1s and {most}, below Alertmanager's resolve_timeout (5m by default)"),
+                );
+                defaults::ALERT_RESEND_EVERY
+            }
+            None => defaults::ALERT_RESEND_EVERY,
+        },
+    };
+    Notify { alertmanager, resend_every, webhooks }
 }
 
 pub fn gate(p: &mut Problems, raw: Option<RawGate>) -> Gate {

@@ -23,7 +23,10 @@ pub fn config(raw: RawConfig, env: &dyn Env) -> Result<Config, Vec<Problem>> {
     let api_requests_per_second =
         positive(&mut p, raw_rps, "api.requests_per_second", defaults::API_REQUESTS_PER_SECOND);
     let storage_url = storage_url(&mut p, raw.storage.and_then(|s| s.url));
-    let redis_url = raw.redis.and_then(|r| redis_url(&mut p, r.url));
+    let (redis_url, redis_key_prefix) = match raw.redis {
+        Some(r) => (redis_url(&mut p, r.url), r.key_prefix.and_then(|k| key_prefix(&mut p, k))),
+        None => (None, None),
+    };
     let arr_eur = arr(&mut p, raw.business.and_then(|b| b.arr_eur));
     let probing = probing(&mut p, raw.probing.and_then(|r| r.per_host_per_second));
     // References are checked against every named check, valid or not, so a
@@ -45,6 +48,7 @@ pub fn config(raw: RawConfig, env: &dyn Env) -> Result<Config, Vec<Problem>> {
             api_requests_per_second,
             storage_url,
             redis_url,
+            redis_key_prefix,
             arr_eur,
             probing,
             checks,
@@ -130,6 +134,14 @@ fn redis_url(p: &mut Problems, raw: Spanned<String>) -> Option<ConnUrl> {
             None
         }
     }
+}
+
+fn key_prefix(p: &mut Problems, raw: Spanned<String>) -> Option<String> {
+    if raw.value.is_empty() || raw.value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        p.at(&raw, "redis.key_prefix", format!("{:?} must be non-empty, without spaces", raw.value));
+        return None;
+    }
+    Some(raw.value)
 }
 
 fn arr(p: &mut Problems, raw: Option<Spanned<f64>>) -> f64 {

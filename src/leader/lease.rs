@@ -343,6 +343,7 @@ impl LeaseElector {
     }
 }
 
+#[async_trait::async_trait]
 impl Leadership for LeaseElector {
     fn is_leader(&self) -> bool {
         self.leads_until().is_some_and(|until| Instant::now() < until)

@@ -182,7 +182,9 @@ impl From<&Message> for Alert {
 
 fn alertname(m: &Message) -> &'static str {
     match (m.event, &m.action) {
-        (Event::IncidentOpened | Event::IncidentResolved, _) => "GuardianIncident",
+        (Event::IncidentOpened | Event::IncidentResolved, _) | (Event::ActionTaken, Action::Acting { .. }) => {
+            "GuardianIncident"
+        }
         (Event::ActionTaken, Action::Paused { .. }) => "GuardianPause",
         (Event::ActionTaken, Action::RolledBack { .. }) => "GuardianRollback",
         (Event::ActionTaken, Action::NotActed { .. }) | (Event::CouldNotAct, _) => "GuardianCouldNotAct",
@@ -201,9 +203,10 @@ fn starts_at(m: &Message) -> Timestamp {
 fn description(m: &Message) -> String {
     let verb = if m.event == Event::IncidentResolved { "was" } else { "is" };
     let mut text = format!(
-        "{}.\n{} {verb} over its {} latency budget: {} {} for {}.\nGuardian: {}.\nGate: {}.\nRevenue at risk: {}.",
+        "{}.\n{} {verb} failing: {}.\nLatency budget {}: {} {} for {}.\nGuardian: {}.\nGate: {}.\nRevenue at risk: {}.",
         m.title(),
         m.check,
+        redact_url(&m.reason),
         format_duration(m.budget),
         m.statistic.code(),
         format_duration(m.observed),
@@ -290,7 +293,7 @@ mod tests {
         assert_eq!(a.generator_url, None);
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["endsAt"], "2025-03-14T09:31:30Z");
-        assert!(json["annotations"]["description"].as_str().unwrap().contains("was over its 3s latency budget"));
+        assert!(json["annotations"]["description"].as_str().unwrap().contains("was failing: took 3.50s"));
     }
 
     #[test]
@@ -298,7 +301,7 @@ mod tests {
         let mut m = opened_with_rollback();
         m.event = Event::ActionTaken;
         assert_eq!(Alert::from_message(&m).labels["alertname"], "GuardianRollback");
-        m.action = Action::Paused { target: "nextgen-dashboard".into(), revision: 2 };
+        m.action = Action::Paused { target: "nextgen-dashboard".into(), revision: Some(2) };
         assert_eq!(Alert::from_message(&m).labels["alertname"], "GuardianPause");
         assert_eq!(Alert::from_message(&m).starts_at, m.at);
         let c = Alert::from_message(&could_not_act());

@@ -42,6 +42,7 @@ fn facts(m: &Message) -> Vec<(String, String)> {
     vec![
         ("Environment".into(), m.environment.to_string()),
         ("Check".into(), m.check.clone()),
+        ("What broke".into(), redact_url(&m.reason)),
         ("Budget".into(), format_duration(m.budget)),
         (format!("Observed ({})", m.statistic.code()), format_duration(m.observed)),
         (lasted.into(), format_duration(m.lasted)),
@@ -94,7 +95,8 @@ fn teams(m: &Message) -> Value {
 
 fn generic(m: &Message) -> Value {
     let (paused, from, to, why) = match &m.action {
-        Action::Paused { revision, .. } => (true, Some(*revision), None, None),
+        Action::Acting { .. } => (false, None, None, None),
+        Action::Paused { revision, .. } => (true, *revision, None, None),
         Action::RolledBack { paused, from, to, .. } => (*paused, Some(*from), Some(*to), None),
         Action::NotActed { why, .. } => (false, None, None, Some(redact_url(why))),
     };
@@ -104,6 +106,7 @@ fn generic(m: &Message) -> Value {
         "environment": m.environment.as_str(),
         "incident": m.incident,
         "check": m.check,
+        "reason": redact_url(&m.reason),
         "budget_seconds": m.budget.as_secs_f64(),
         "observed_seconds": m.observed.as_secs_f64(),
         "observed_statistic": m.statistic.code(),
@@ -147,6 +150,7 @@ mod tests {
     const OPENED_FACTS: Facts = [
         ("Environment", "prod"),
         ("Check", "payments-health"),
+        ("What broke", "took 3.50s, over its 3s budget"),
         ("Budget", "3s"),
         ("Observed (worst)", "3.50s"),
         ("Over budget for", "42s"),
@@ -158,6 +162,7 @@ mod tests {
     const RESOLVED_FACTS: Facts = [
         ("Environment", "prod"),
         ("Check", "payments-health"),
+        ("What broke", "took 3.50s, over its 3s budget"),
         ("Budget", "3s"),
         ("Observed (worst)", "3.50s"),
         ("Lasted", "90s"),
@@ -169,6 +174,7 @@ mod tests {
     const COULD_NOT_ACT_FACTS: Facts = [
         ("Environment", "staging-shared"),
         ("Check", "payments-health"),
+        ("What broke", "took 3.50s, over its 3s budget"),
         ("Budget", "3s"),
         ("Observed (p95)", "3.52s"),
         ("Over budget for", "5m"),
@@ -179,7 +185,7 @@ mod tests {
     ];
     const REDACTED_PAGE: &str = "https://ops:***@guardian.example/status";
 
-    type Facts = [(&'static str, &'static str); 9];
+    type Facts = [(&'static str, &'static str); 10];
     /// Name, message, expected title, expected facts, expected status link.
     type Case = (&'static str, Message, &'static str, Facts, Option<&'static str>);
 
@@ -267,7 +273,8 @@ mod tests {
         let rollback = |m: &Message| {
             json!({
                 "summary": m.summary(), "event": m.event.code(), "environment": "prod", "incident": "inc-42",
-                "check": "payments-health", "budget_seconds": 3.0, "observed_seconds": 3.5,
+                "check": "payments-health", "reason": "took 3.50s, over its 3s budget",
+                "budget_seconds": 3.0, "observed_seconds": 3.5,
                 "observed_statistic": "worst", "lasted_seconds": m.lasted.as_secs_f64(), "at": m.at.to_string(),
                 "action": "paused_and_rolled_back", "target": "nextgen-dashboard", "paused": true,
                 "rolled_back": true, "from_revision": 2, "to_revision": 1, "not_acted_reason": null,
@@ -303,7 +310,8 @@ mod tests {
             render(WebhookFormat::Generic, &m),
             json!({
                 "summary": m.summary(), "event": "could_not_act", "environment": "staging-shared",
-                "incident": "inc-42", "check": "payments-health", "budget_seconds": 3.0, "observed_seconds": 3.52,
+                "incident": "inc-42", "check": "payments-health", "reason": "took 3.50s, over its 3s budget",
+                "budget_seconds": 3.0, "observed_seconds": 3.52,
                 "observed_statistic": "p95", "lasted_seconds": 300.0, "at": "2025-03-14T09:30:42Z",
                 "action": "not_acted", "target": "nextgen-dashboard", "paused": false, "rolled_back": false,
                 "from_revision": null, "to_revision": null,
@@ -330,7 +338,7 @@ mod tests {
         let mut m = could_not_act();
         m.action = Action::NotActed { target: None, why: format!("a<b & c>d {}", "x".repeat(5_000)) };
         let v = render(WebhookFormat::Slack, &m);
-        let did = v["blocks"][2]["fields"][5]["text"].as_str().unwrap();
+        let did = v["blocks"][2]["fields"][6]["text"].as_str().unwrap();
         assert!(did.starts_with("*Guardian did*\nGuardian did not act: a&lt;b &amp; c&gt;d xx"), "{did}");
         assert_eq!(did.chars().count(), SLACK_FIELD_MAX);
         assert!(did.ends_with('…'));

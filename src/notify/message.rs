@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 use crate::config::{Environment, redact_url};
@@ -15,21 +15,23 @@ use crate::gate::GateDecision;
 use crate::units::format_duration;
 
 /// One notification, in the words the business team uses.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub environment: Environment,
     pub event: Event,
     pub incident: String,
     pub check: String,
+    /// What broke, in words: `status 503 (expected 200)`, `took 3.52s`.
+    pub reason: String,
     /// The check's latency budget, in seconds when serialized.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub budget: Duration,
     /// Which latency `observed` is: the worst probe or the p95.
     pub statistic: Statistic,
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub observed: Duration,
     /// How long the check has been over budget (or was, once resolved).
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub lasted: Duration,
     /// When the event happened.
     pub at: Timestamp,
@@ -41,7 +43,7 @@ pub struct Message {
     pub status_page: Option<Url>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     IncidentOpened,
@@ -50,7 +52,7 @@ pub enum Event {
     CouldNotAct,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Statistic {
     Worst,
@@ -58,16 +60,32 @@ pub enum Statistic {
 }
 
 /// What Guardian did about the target, or why it did nothing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
-    Paused { target: String, revision: u64 },
-    RolledBack { target: String, paused: bool, from: u64, to: u64 },
-    NotActed { target: Option<String>, why: String },
+    /// The incident concerns a target rolling out; the pause or rollback
+    /// follows in its own message.
+    Acting {
+        target: String,
+    },
+    Paused {
+        target: String,
+        revision: Option<u64>,
+    },
+    RolledBack {
+        target: String,
+        paused: bool,
+        from: u64,
+        to: u64,
+    },
+    NotActed {
+        target: Option<String>,
+        why: String,
+    },
 }
 
 /// The gate as the message saw it: go/no-go and SPEC's reason codes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateState {
     pub go: bool,
     pub reasons: Vec<String>,
@@ -81,15 +99,15 @@ impl Message {
 
     /// What broke, what Guardian did, the gate and the money, on one line.
     pub fn summary(&self) -> String {
-        let lead = if self.event == Event::IncidentResolved { "resolved: " } else { "" };
-        let verb = if self.event == Event::IncidentResolved { "was " } else { "" };
+        let (lead, verb) = if self.event == Event::IncidentResolved { ("resolved: ", "was") } else { ("", "is") };
         format!(
-            "{lead}{} {verb}over its {} budget ({} {}) for {} — {} — gate {} — {} at risk",
+            "{lead}{} {verb} failing for {}: {} (budget {}, {} {}) — {} — gate {} — {} at risk",
             self.check,
+            format_duration(self.lasted),
+            redact_url(&self.reason),
             format_duration(self.budget),
             self.statistic.code(),
             format_duration(self.observed),
-            format_duration(self.lasted),
             self.action.describe(),
             self.gate.describe(),
             format_eur(self.revenue_at_risk_eur),
@@ -135,6 +153,7 @@ impl Action {
     /// `paused`, `rolled_back`, `paused_and_rolled_back` or `not_acted`.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Acting { .. } => "acting",
             Self::Paused { .. } => "paused",
             Self::RolledBack { paused: true, .. } => "paused_and_rolled_back",
             Self::RolledBack { paused: false, .. } => "rolled_back",
@@ -144,7 +163,7 @@ impl Action {
 
     pub fn target(&self) -> Option<&str> {
         match self {
-            Self::Paused { target, .. } | Self::RolledBack { target, .. } => Some(target),
+            Self::Acting { target } | Self::Paused { target, .. } | Self::RolledBack { target, .. } => Some(target),
             Self::NotActed { target, .. } => target.as_deref(),
         }
     }
@@ -152,7 +171,9 @@ impl Action {
     /// `nextgen-dashboard paused and rolled back from revision 2 to 1`.
     pub fn describe(&self) -> String {
         match self {
-            Self::Paused { target, revision } => format!("{target} paused at revision {revision}"),
+            Self::Acting { target } => format!("Guardian is acting on {target}, which is rolling out"),
+            Self::Paused { target, revision: Some(r) } => format!("{target} paused at revision {r}"),
+            Self::Paused { target, revision: None } => format!("{target} paused"),
             Self::RolledBack { target, paused, from, to } => {
                 let how = if *paused { "paused and rolled back" } else { "rolled back" };
                 format!("{target} {how} from revision {from} to {to}")
@@ -200,6 +221,11 @@ fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn from_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let secs = f64::deserialize(d)?;
+    Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+}
+
 fn redacted<S: Serializer>(url: &Option<Url>, s: S) -> Result<S::Ok, S::Error> {
     url.as_ref().map(|u| redact_url(u.as_str())).serialize(s)
 }
@@ -215,6 +241,7 @@ pub(super) mod tests {
             event: Event::IncidentOpened,
             incident: "inc-42".into(),
             check: "payments-health".into(),
+            reason: "took 3.50s, over its 3s budget".into(),
             budget: Duration::from_secs(3),
             statistic: Statistic::Worst,
             observed: Duration::from_millis(3_500),
@@ -277,17 +304,17 @@ pub(super) mod tests {
     fn summary_says_what_broke_what_guardian_did_the_gate_and_the_money() {
         assert_eq!(
             opened_with_rollback().summary(),
-            "payments-health over its 3s budget (worst 3.50s) for 42s — nextgen-dashboard paused and rolled back \
+            "payments-health is failing for 42s: took 3.50s, over its 3s budget (budget 3s, worst 3.50s) — nextgen-dashboard paused and rolled back \
              from revision 2 to 1 — gate NO-GO (incident_open) — €1,234.56 at risk"
         );
         assert_eq!(
             resolved().summary(),
-            "resolved: payments-health was over its 3s budget (worst 3.50s) for 90s — nextgen-dashboard paused and \
+            "resolved: payments-health was failing for 90s: took 3.50s, over its 3s budget (budget 3s, worst 3.50s) — nextgen-dashboard paused and \
              rolled back from revision 2 to 1 — gate GO — €2,300,000.00 at risk"
         );
         assert_eq!(
             could_not_act().summary(),
-            "payments-health over its 3s budget (p95 3.52s) for 5m — Guardian did not act on nextgen-dashboard: \
+            "payments-health is failing for 5m: took 3.50s, over its 3s budget (budget 3s, p95 3.52s) — Guardian did not act on nextgen-dashboard: \
              no previous revision to roll back to — gate NO-GO (check_failing, incident_open) — €0.50 at risk"
         );
     }

@@ -14,6 +14,7 @@ use crate::config::Environment;
 use crate::gate::{Backup, GateDecision};
 use crate::incident::Incident;
 use crate::migration::Migration;
+use crate::notify::Delivery;
 use crate::slo::MinuteRollup;
 
 pub struct LazyStore {
@@ -71,6 +72,12 @@ impl Store for LazyStore {
     }
     async fn actions(&self, limit: u32) -> Result<Vec<ActionRecord>> {
         self.get().await?.actions(limit).await
+    }
+    async fn save_delivery(&self, delivery: &Delivery) -> Result<()> {
+        self.get().await?.save_delivery(delivery).await
+    }
+    async fn deliveries_since(&self, since: Timestamp) -> Result<Vec<Delivery>> {
+        self.get().await?.deliveries_since(since).await
     }
     async fn prune(&self, before: Timestamp) -> Result<Pruned> {
         self.get().await?.prune(before).await

@@ -16,6 +16,7 @@ use crate::config::Environment;
 use crate::gate::{Backup, GateDecision};
 use crate::incident::Incident;
 use crate::migration::Migration;
+use crate::notify::Delivery;
 use crate::slo::MinuteRollup;
 use crate::store::{Pruned, Result, Store};
 
@@ -30,6 +31,7 @@ struct State {
     incidents: BTreeMap<String, Incident>,
     backups: BTreeMap<(&'static str, String), Backup>,
     migrations: BTreeMap<String, Migration>,
+    deliveries: BTreeMap<(String, String), Delivery>,
     /// In write order, like the SQL tables' `seq`.
     gate_decisions: Vec<GateDecision>,
     actions: Vec<ActionRecord>,
@@ -162,15 +164,42 @@ impl Store for MemoryStore {
         Ok(newest_first(s.actions.iter().cloned(), |a| a.at, Some(limit)))
     }
 
+    async fn save_delivery(&self, delivery: &Delivery) -> Result<()> {
+        let mut s = self.state();
+        let key = (delivery.key.clone(), delivery.channel.clone());
+        if s.deliveries.get(&key).is_some_and(|stored| stored.state.is_final()) {
+            return Ok(());
+        }
+        let d = Delivery {
+            created_at: ms(delivery.created_at),
+            next_attempt_at: ms(delivery.next_attempt_at),
+            done_at: delivery.done_at.map(ms),
+            ..delivery.clone()
+        };
+        s.deliveries.insert(key, d);
+        Ok(())
+    }
+
+    async fn deliveries_since(&self, since: Timestamp) -> Result<Vec<Delivery>> {
+        // SQL compares whole milliseconds on both sides.
+        let since = ms(since);
+        let s = self.state();
+        let mut found: Vec<Delivery> = s.deliveries.values().filter(|d| d.created_at >= since).cloned().collect();
+        found.sort_by(|a, b| (a.created_at, &a.key, &a.channel).cmp(&(b.created_at, &b.key, &b.channel)));
+        Ok(found)
+    }
+
     async fn prune(&self, before: Timestamp) -> Result<Pruned> {
         let mut s = self.state();
         let minute = before.as_second().div_euclid(60);
         let closed_before = |end: Option<Timestamp>| end.is_some_and(|t| t < before);
+        let before_ms = ms(before);
         Ok(Pruned {
             rollups: retain(&mut s.rollups, |(m, _), _| *m >= minute),
             incidents: retain(&mut s.incidents, |_, i| !closed_before(i.ended_at)),
             backups: retain(&mut s.backups, |_, b| b.completed_at >= before),
             migrations: retain(&mut s.migrations, |_, m| !closed_before(m.finished_at)),
+            deliveries: retain(&mut s.deliveries, |_, d| d.created_at >= before_ms),
             gate_decisions: retain_vec(&mut s.gate_decisions, |d| d.evaluated_at >= before),
             actions: retain_vec(&mut s.actions, |a| a.at >= before),
         })

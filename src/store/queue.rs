@@ -6,9 +6,10 @@
 //! waiting. A failed flush is retried after an exponential back-off with
 //! jitter (`retry`), and nothing leaves the queue before it is stored, so an
 //! outage of any length loses no write; coalescing (`pending`) keeps the
-//! queue to one roll-up per check and minute meanwhile. `health` says
-//! whether storage answered last time, for `/readyz` and metrics; at
-//! shutdown, `drain` flushes what is left until a deadline.
+//! queue to one roll-up per check and minute, and one delivery per
+//! notification and channel, meanwhile. `health` says whether storage
+//! answered last time, for `/readyz` and metrics; at shutdown, `drain`
+//! flushes what is left until a deadline.
 
 mod pending;
 mod retry;
@@ -27,6 +28,7 @@ use crate::clock::Clock;
 use crate::gate::{Backup, GateDecision};
 use crate::incident::Incident;
 use crate::migration::Migration;
+use crate::notify::Delivery;
 use crate::slo::MinuteRollup;
 use crate::store::{Error, Store};
 
@@ -43,6 +45,10 @@ pub enum Write {
     Incident(Incident),
     /// Coalesced by id.
     Migration(Migration),
+    /// Coalesced by (key, channel): the newest replaces older ones, unless the
+    /// queued one is final (delivered or abandoned), which nothing replaces.
+    /// Stored as early as actions.
+    Delivery(Delivery),
     /// Backups, gate decisions and actions are written in the order queued.
     Backup(Backup),
     GateDecision(GateDecision),
@@ -283,6 +289,7 @@ impl Inner {
             Op::Rollups(rows) => store.save_rollups(&rows.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()).await,
             Op::Incident(_, i) => store.save_incident(i).await,
             Op::Migration(_, m) => store.save_migration(m).await,
+            Op::Delivery(_, d) => store.save_delivery(d).await,
             Op::Append(Ordered::Backup(b)) => store.record_backup(b).await,
             Op::Append(Ordered::GateDecision(d)) => store.record_gate_decision(d).await,
             Op::Append(Ordered::Action(a)) => store.log_action(a).await,
@@ -336,6 +343,12 @@ impl From<Incident> for Write {
 impl From<Migration> for Write {
     fn from(m: Migration) -> Self {
         Self::Migration(m)
+    }
+}
+
+impl From<Delivery> for Write {
+    fn from(d: Delivery) -> Self {
+        Self::Delivery(d)
     }
 }
 

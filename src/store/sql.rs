@@ -17,6 +17,7 @@ use crate::config::Environment;
 use crate::gate::{Backup, GateDecision};
 use crate::incident::Incident;
 use crate::migration::Migration;
+use crate::notify::Delivery;
 use crate::slo::MinuteRollup;
 use crate::store::{Error, Pruned, Result, Store};
 
@@ -59,12 +60,21 @@ const LOG_ACTION: &str = "INSERT INTO actions (id, at_ms, target, action, outcom
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING";
 const ACTIONS: &str = "SELECT id, at_ms, target, action, outcome, incident, detail FROM actions \
      ORDER BY at_ms DESC, seq DESC LIMIT $1";
+// The WHERE makes a final row (delivered, abandoned) immune to a late, stale write.
+const SAVE_DELIVERY: &str = "INSERT INTO deliveries (key, channel, payload, created_at_ms, state, attempts, \
+     next_attempt_at_ms, last_error, done_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (key, channel) DO UPDATE SET payload = excluded.payload, created_at_ms = excluded.created_at_ms, \
+     state = excluded.state, attempts = excluded.attempts, next_attempt_at_ms = excluded.next_attempt_at_ms, \
+     last_error = excluded.last_error, done_at_ms = excluded.done_at_ms WHERE deliveries.state = 'pending'";
+const DELIVERIES_SINCE: &str = "SELECT key, channel, payload, created_at_ms, state, attempts, next_attempt_at_ms, \
+     last_error, done_at_ms FROM deliveries WHERE created_at_ms >= $1 ORDER BY created_at_ms, key, channel";
 const PRUNE_ROLLUPS: &str = "DELETE FROM rollups WHERE minute < $1";
 const PRUNE_INCIDENTS: &str = "DELETE FROM incidents WHERE ended_at_ms IS NOT NULL AND ended_at_ms < $1";
 const PRUNE_GATE_DECISIONS: &str = "DELETE FROM gate_decisions WHERE evaluated_at_ms < $1";
 const PRUNE_ACTIONS: &str = "DELETE FROM actions WHERE at_ms < $1";
 const PRUNE_BACKUPS: &str = "DELETE FROM backups WHERE completed_at_ms < $1";
 const PRUNE_MIGRATIONS: &str = "DELETE FROM migrations WHERE finished_at_ms IS NOT NULL AND finished_at_ms < $1";
+const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE created_at_ms < $1";
 
 /// Storage on SQLite or PostgreSQL through one pool of sqlx's `Any` driver.
 #[derive(Debug, Clone)]
@@ -193,6 +203,24 @@ impl Store for SqlStore {
         self.fetch("actions", sqlx::query(ACTIONS).bind(limit(n)), rows::action).await
     }
 
+    async fn save_delivery(&self, d: &Delivery) -> Result<()> {
+        let q = sqlx::query(SAVE_DELIVERY)
+            .bind(&d.key)
+            .bind(&d.channel)
+            .bind(&d.payload)
+            .bind(millis(d.created_at))
+            .bind(d.state.as_str())
+            .bind(i64::from(d.attempts))
+            .bind(millis(d.next_attempt_at))
+            .bind(d.last_error.as_deref())
+            .bind(d.done_at.map(millis));
+        self.execute("save_delivery", q).await.map(drop)
+    }
+
+    async fn deliveries_since(&self, since: Timestamp) -> Result<Vec<Delivery>> {
+        self.fetch("deliveries_since", sqlx::query(DELIVERIES_SINCE).bind(millis(since)), rows::delivery).await
+    }
+
     async fn prune(&self, before: Timestamp) -> Result<Pruned> {
         let (ms, minute) = (millis(before), before.as_second().div_euclid(60));
         let op = "prune";
@@ -208,6 +236,7 @@ impl Store for SqlStore {
             actions: delete(PRUNE_ACTIONS, ms).await?,
             backups: delete(PRUNE_BACKUPS, ms).await?,
             migrations: delete(PRUNE_MIGRATIONS, ms).await?,
+            deliveries: delete(PRUNE_DELIVERIES, ms).await?,
         };
         tx.commit().await.map_err(|source| Error::Query { op, source })?;
         Ok(pruned)

@@ -3,6 +3,7 @@
 // Test set-up panics on failure by design; `guardian.rs` waits on a child process from a plain thread.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
+pub mod alertmanager;
 pub mod eventually;
 pub mod fake_apiserver;
 pub mod guardian;
@@ -10,4 +11,6 @@ pub mod kube_guardian;
 pub mod postgres;
 pub mod promtext;
 pub mod recorder;
+pub mod redis;
+pub mod replica;
 pub mod targets;

@@ -28,6 +28,11 @@ pub struct Recorder {
 
 impl Recorder {
     pub async fn start(status: StatusCode) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), status).await
+    }
+
+    /// On a given address: a receiver that comes back on the port it had.
+    pub async fn start_on(addr: SocketAddr, status: StatusCode) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -40,7 +45,7 @@ impl Recorder {
                 (status, "boom")
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, seen }

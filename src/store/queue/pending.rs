@@ -1,9 +1,11 @@
 //! Owns the writes waiting for storage and how they coalesce: a roll-up per
-//! (check, minute), an incident or migration per id (each holds absolute
-//! values, so the newest replaces the rest), and backups, gate decisions and
-//! actions in the order they came. A write leaves only once it is stored:
-//! the flusher works on copies and marks them done, and a newer write that
-//! arrived meanwhile (a higher version) is kept.
+//! (check, minute), an incident or migration per id and a delivery per (key,
+//! channel) (each holds absolute values, so the newest replaces the rest), and
+//! backups, gate decisions and actions in the order they came. A delivery in
+//! a final state is never replaced, as in the store: a stale retry queued
+//! after it must not win the coalescing. A write leaves only once it is
+//! stored: the flusher works on copies and marks them done, and a newer write
+//! that arrived meanwhile (a higher version) is kept.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -11,6 +13,7 @@ use crate::audit::ActionRecord;
 use crate::gate::{Backup, GateDecision};
 use crate::incident::Incident;
 use crate::migration::Migration;
+use crate::notify::Delivery;
 use crate::slo::MinuteRollup;
 use crate::store::Write;
 
@@ -27,6 +30,7 @@ pub(super) enum Op {
     Rollups(Vec<(u64, MinuteRollup)>),
     Incident(u64, Incident),
     Migration(u64, Migration),
+    Delivery(u64, Delivery),
     /// The oldest queued backup, gate decision or action.
     Append(Ordered),
 }
@@ -45,7 +49,9 @@ pub(super) struct Pending {
     rollups: BTreeMap<(String, i64), Versioned<MinuteRollup>>,
     incidents: BTreeMap<String, Versioned<Incident>>,
     migrations: BTreeMap<String, Versioned<Migration>>,
-    appends: VecDeque<Ordered>,
+    deliveries: BTreeMap<(String, String), Versioned<Delivery>>,
+    /// Versioned too, so `take` can interleave them with deliveries in queue order.
+    appends: VecDeque<Versioned<Ordered>>,
 }
 
 impl Pending {
@@ -62,27 +68,36 @@ impl Pending {
             Write::Migration(m) => {
                 self.migrations.insert(m.id.clone(), Versioned { version, value: m });
             }
-            Write::Backup(b) => self.appends.push_back(Ordered::Backup(b)),
-            Write::GateDecision(d) => self.appends.push_back(Ordered::GateDecision(d)),
-            Write::Action(a) => self.appends.push_back(Ordered::Action(a)),
+            Write::Delivery(d) => self.push_delivery(d, version),
+            Write::Backup(b) => self.appends.push_back(Versioned { version, value: Ordered::Backup(b) }),
+            Write::GateDecision(d) => self.appends.push_back(Versioned { version, value: Ordered::GateDecision(d) }),
+            Write::Action(a) => self.appends.push_back(Versioned { version, value: Ordered::Action(a) }),
         }
     }
 
+    fn push_delivery(&mut self, d: Delivery, version: u64) {
+        let key = (d.key.clone(), d.channel.clone());
+        if self.deliveries.get(&key).is_some_and(|queued| queued.value.state.is_final()) {
+            return;
+        }
+        self.deliveries.insert(key, Versioned { version, value: d });
+    }
+
     pub(super) fn len(&self) -> usize {
-        self.rollups.len() + self.incidents.len() + self.migrations.len() + self.appends.len()
+        self.rollups.len() + self.incidents.len() + self.migrations.len() + self.deliveries.len() + self.appends.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Copies of up to `max` queued writes as store calls: appends oldest
-    /// first (the audit log, backups, gate answers), migrations, incidents,
-    /// then roll-ups (one call). After an outage the few writes that matter
-    /// most land first; a day of roll-ups waits behind them, not in front.
-    /// They stay queued until `done`.
+    /// Copies of up to `max` queued writes as store calls: appends (the audit
+    /// log, backups, gate answers) and notification deliveries, oldest first,
+    /// then migrations, incidents, then roll-ups (one call). After an outage
+    /// the few writes that matter most land first; a day of roll-ups waits
+    /// behind them, not in front. They stay queued until `done`.
     pub(super) fn take(&self, max: usize) -> Vec<Op> {
-        let mut ops: Vec<Op> = self.appends.iter().take(max).cloned().map(Op::Append).collect();
+        let mut ops = self.audit_like(max);
         let mut room = max.saturating_sub(count_writes(&ops));
         let migrations = self.migrations.values().take(room).map(|v| Op::Migration(v.version, v.value.clone()));
         ops.extend(migrations);
@@ -93,6 +108,29 @@ impl Pending {
         let rollups: Vec<_> = self.rollups.values().take(room).map(|v| (v.version, v.value.clone())).collect();
         if !rollups.is_empty() {
             ops.push(Op::Rollups(rollups));
+        }
+        ops
+    }
+
+    /// Appends and deliveries merged in the order queued (a coalesced delivery
+    /// by its newest write), at most `max`.
+    fn audit_like(&self, max: usize) -> Vec<Op> {
+        let mut deliveries: Vec<&Versioned<Delivery>> = self.deliveries.values().collect();
+        deliveries.sort_unstable_by_key(|d| d.version);
+        let (mut appends, mut deliveries) = (self.appends.iter().peekable(), deliveries.into_iter().peekable());
+        let mut ops = Vec::new();
+        while ops.len() < max {
+            let append_next = match (appends.peek(), deliveries.peek()) {
+                (None, None) => break,
+                (Some(a), Some(d)) => a.version < d.version,
+                (a, _) => a.is_some(),
+            };
+            let op = if append_next {
+                appends.next().map(|a| Op::Append(a.value.clone()))
+            } else {
+                deliveries.next().map(|d| Op::Delivery(d.version, d.value.clone()))
+            };
+            ops.extend(op);
         }
         ops
     }
@@ -108,6 +146,7 @@ impl Pending {
             }
             Op::Incident(version, i) => remove_if(&mut self.incidents, &i.id, *version),
             Op::Migration(version, m) => remove_if(&mut self.migrations, &m.id, *version),
+            Op::Delivery(version, d) => remove_if(&mut self.deliveries, &(d.key.clone(), d.channel.clone()), *version),
             Op::Append(_) => {
                 self.appends.pop_front();
             }

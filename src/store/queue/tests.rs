@@ -7,6 +7,7 @@ use jiff::Timestamp;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::notify::DeliveryState;
 use crate::store::memory::MemoryStore;
 
 const CONFIG: QueueConfig = QueueConfig {
@@ -93,4 +94,28 @@ async fn cancelling_stops_the_task() {
     let task = tokio::spawn(writer.run(stop.clone()));
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(1), task).await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn deliveries_are_coalesced_then_stored_before_rollups() {
+    let store = Arc::new(MemoryStore::new());
+    let writer = StoreWriter::new(store.clone(), Arc::new(ManualClock::new(start())), CONFIG);
+    let attempt = |attempts: u32, state: DeliveryState| Delivery {
+        key: "inc-1:opened".into(),
+        channel: "alertmanager".into(),
+        payload: "{}".into(),
+        created_at: start(),
+        state,
+        attempts,
+        next_attempt_at: start(),
+        last_error: None,
+        done_at: state.is_final().then(start),
+    };
+    (1..=5).for_each(|m| writer.enqueue(rollup(m)));
+    writer.enqueue(attempt(1, DeliveryState::Pending));
+    writer.enqueue(attempt(2, DeliveryState::Delivered));
+    assert_eq!(writer.health().queued, 6);
+    writer.inner.flush_batch().await.unwrap();
+    assert_eq!(store.deliveries_since(start()).await.unwrap(), [attempt(2, DeliveryState::Delivered)]);
+    assert_eq!(stored(&store).await, 2, "the roll-ups fill what is left of the batch");
 }

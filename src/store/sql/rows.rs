@@ -1,6 +1,7 @@
 //! Owns the mapping between domain values and columns: timestamps as unix
 //! milliseconds, latencies as microseconds, counts and flags as BIGINT (the
-//! `Any` driver has no unsigned or SQLite boolean type), gate reasons as JSON.
+//! `Any` driver has no unsigned or SQLite boolean type), gate reasons as JSON,
+//! delivery states as their names.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use crate::config::Environment;
 use crate::gate::{Backup, GateDecision, Reason, ReasonCode};
 use crate::incident::Incident;
 use crate::migration::{Migration, OnBreach};
+use crate::notify::{Delivery, DeliveryState};
 use crate::slo::MinuteRollup;
 use crate::store::{Error, Result};
 
@@ -116,6 +118,23 @@ pub(super) fn action(row: &AnyRow) -> Result<ActionRecord> {
         outcome: get(row, WHAT, "outcome")?,
         incident: get(row, WHAT, "incident")?,
         detail: get(row, WHAT, "detail")?,
+    })
+}
+
+pub(super) fn delivery(row: &AnyRow) -> Result<Delivery> {
+    const WHAT: &str = "delivery";
+    let state: String = get(row, WHAT, "state")?;
+    let attempts: i64 = get(row, WHAT, "attempts")?;
+    Ok(Delivery {
+        key: get(row, WHAT, "key")?,
+        channel: get(row, WHAT, "channel")?,
+        payload: get(row, WHAT, "payload")?,
+        created_at: timestamp(row, WHAT, "created_at_ms")?,
+        state: DeliveryState::parse(&state).ok_or_else(|| bad(WHAT, "state", format!("unknown value {state:?}")))?,
+        attempts: u32::try_from(attempts).map_err(|_| bad(WHAT, "attempts", format!("out of range {attempts}")))?,
+        next_attempt_at: timestamp(row, WHAT, "next_attempt_at_ms")?,
+        last_error: get(row, WHAT, "last_error")?,
+        done_at: optional_timestamp(row, WHAT, "done_at_ms")?,
     })
 }
 

@@ -2,6 +2,7 @@ use jiff::Timestamp;
 
 use super::*;
 use crate::config::Environment;
+use crate::notify::DeliveryState;
 
 fn rollup(check: &str, minute: i64, good: u64, total: u64) -> Write {
     Write::Rollup(MinuteRollup { check: check.into(), minute, good, total })
@@ -41,6 +42,42 @@ fn incident(id: &str, probes_bad: u64) -> Write {
         revenue_at_risk_eur: 12.5,
         reason: "slow".into(),
     })
+}
+
+fn delivery(key: &str, channel: &str, state: DeliveryState, attempts: u32) -> Write {
+    Write::Delivery(Delivery {
+        key: key.into(),
+        channel: channel.into(),
+        payload: format!(r#"{{"key":"{key}"}}"#),
+        created_at: Timestamp::UNIX_EPOCH,
+        state,
+        attempts,
+        next_attempt_at: Timestamp::UNIX_EPOCH,
+        last_error: (attempts > 0).then(|| "connection refused".into()),
+        done_at: state.is_final().then_some(Timestamp::UNIX_EPOCH),
+    })
+}
+
+/// (key, channel, attempts) of each delivery `ops` would store.
+fn deliveries(ops: &[Op]) -> Vec<(String, String, u32)> {
+    let of = |op: &Op| match op {
+        Op::Delivery(_, d) => Some((d.key.clone(), d.channel.clone(), d.attempts)),
+        _ => None,
+    };
+    ops.iter().filter_map(of).collect()
+}
+
+/// A short name per op, to read an order at a glance.
+fn name(op: &Op) -> String {
+    match op {
+        Op::Rollups(rows) => format!("{} roll-ups", rows.len()),
+        Op::Incident(_, i) => format!("incident {}", i.id),
+        Op::Migration(_, m) => format!("migration {}", m.id),
+        Op::Delivery(_, d) => format!("delivery {}/{}", d.key, d.channel),
+        Op::Append(Ordered::Action(a)) => format!("action {}", a.id),
+        Op::Append(Ordered::Backup(b)) => format!("backup {}", b.id),
+        Op::Append(Ordered::GateDecision(d)) => format!("gate {}", d.evaluated_at),
+    }
 }
 
 fn queued(writes: impl IntoIterator<Item = Write>) -> Pending {
@@ -129,4 +166,87 @@ fn after_an_outage_appends_and_incidents_go_before_a_backlog_of_rollups() {
     assert!(matches!(ops[0], Op::Append(_)) && matches!(ops[1], Op::Append(_)), "the audit log and backups first");
     assert!(matches!(ops[2], Op::Incident(..)), "then incidents");
     assert_eq!(ops.len(), 3, "roll-ups wait for the next batch");
+}
+
+#[test]
+fn deliveries_of_one_key_and_channel_coalesce_to_the_newest() {
+    use DeliveryState::Pending;
+    let mut p = queued([
+        delivery("i1:opened", "alertmanager", Pending, 0),
+        delivery("i1:opened", "alertmanager", Pending, 1),
+        delivery("i1:opened", "webhook-slack-1a2b", Pending, 0),
+        delivery("i1:opened", "alertmanager", Pending, 2),
+    ]);
+    assert_eq!(p.len(), 2, "another channel is another delivery");
+    let stored = deliveries(&store_all(&mut p, 10));
+    assert_eq!(
+        stored,
+        [("i1:opened".into(), "webhook-slack-1a2b".into(), 0), ("i1:opened".into(), "alertmanager".into(), 2)],
+        "the coalesced one counts from its newest write"
+    );
+    assert!(p.is_empty());
+}
+
+#[test]
+fn a_queued_final_delivery_is_never_replaced_by_a_stale_write() {
+    use DeliveryState::{Abandoned, Delivered, Pending};
+    let p = queued([
+        delivery("i1:opened", "alertmanager", Pending, 1),
+        delivery("i1:opened", "alertmanager", Delivered, 2),
+        delivery("i1:opened", "alertmanager", Pending, 1),
+        delivery("i1:closed", "alertmanager", Abandoned, 8),
+        delivery("i1:closed", "alertmanager", Delivered, 9),
+    ]);
+    let states: Vec<_> = p
+        .take(10)
+        .into_iter()
+        .filter_map(|op| if let Op::Delivery(_, d) = op { Some(d.state) } else { None })
+        .collect();
+    assert_eq!(states, [Delivered, Abandoned], "the first final state wins, as in the store");
+}
+
+#[test]
+fn deliveries_go_with_appends_in_the_order_queued_before_everything_else() {
+    use DeliveryState::Pending;
+    let p = queued([
+        rollup("a", 1, 1, 1),
+        incident("inc-1", 3),
+        action("pause-1"),
+        delivery("inc-1:opened", "alertmanager", Pending, 0),
+        backup("b-1"),
+        delivery("inc-1:paused", "alertmanager", Pending, 0),
+        action("rollback-1"),
+    ]);
+    let order: Vec<String> = p.take(10).iter().map(name).collect();
+    let want = [
+        "action pause-1",
+        "delivery inc-1:opened/alertmanager",
+        "backup b-1",
+        "delivery inc-1:paused/alertmanager",
+        "action rollback-1",
+        "incident inc-1",
+        "1 roll-ups",
+    ];
+    assert_eq!(order, want);
+    assert_eq!(p.take(2).iter().map(name).collect::<Vec<_>>(), want[..2], "a small batch takes the oldest");
+}
+
+#[test]
+fn deliveries_and_appends_are_marked_done_one_by_one() {
+    use DeliveryState::Pending;
+    let mut p = queued([delivery("k", "alertmanager", Pending, 0), action("a1"), action("a2")]);
+    let ops = p.take(10);
+    ops[..2].iter().for_each(|op| p.done(op)); // the flush stopped before a2
+    assert_eq!(p.take(10).iter().map(name).collect::<Vec<_>>(), ["action a2"]);
+}
+
+#[test]
+fn a_newer_delivery_queued_during_a_flush_survives_it() {
+    use DeliveryState::{Delivered, Pending};
+    let mut p = queued([delivery("k", "alertmanager", Pending, 1)]);
+    let in_flight = p.take(10);
+    p.push(delivery("k", "alertmanager", Delivered, 2));
+    in_flight.iter().for_each(|op| p.done(op));
+    assert_eq!(deliveries(&store_all(&mut p, 10)), [("k".into(), "alertmanager".into(), 2)]);
+    assert!(p.is_empty());
 }

@@ -1,0 +1,746 @@
+//! Owns getting every notification to every configured channel, once.
+//!
+//! Flow: incidents (from `History`) and the guard's notices arrive through
+//! an unbounded inbox, so nothing that acts ever waits on a receiver. The
+//! intake turns each into a `Message` (`Composer`) and one `Delivery` per
+//! channel, keyed by incident and event; the key is written to the outbox
+//! in storage through the write queue and kept in memory. One worker per
+//! channel sends its deliveries in order, retrying with exponential
+//! back-off and jitter (`outbox::retry_wait`) until the receiver takes them
+//! or `MAX_AGE` passes; a body refused `MAX_REFUSALS` times is abandoned.
+//!
+//! Never twice:
+//! - a key already in the outbox (restored at start) is not enqueued again,
+//!   so a restart re-sends nothing that was delivered;
+//! - only the leader sends (the replica that may act), and with Redis each
+//!   send is claimed first (`sent:{channel}:{key}`), so two replicas that
+//!   both believe they lead still send once;
+//! - with Redis, the replica that announces an incident claims
+//!   `incident:{check}`; another replica's incident for the same check
+//!   (replicas see the onset at slightly different probes, so their ids
+//!   differ) is announced under the first id, never a second time.
+//!
+//! Alertmanager: each firing alert is sent again every
+//! `notify.resend_every` (1 m), well within its 5 m `resolve_timeout`, and resolved (`endsAt`) with its
+//! incident. An alert without an incident (missing data) ends by itself
+//! after `LONE_ALERT_FOR`.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::alertmanager::{Alert, AlertmanagerClient};
+use super::compose::Composer;
+use super::message::{Action, Event, Message};
+use super::outbox::{self, Delivery, DeliveryState};
+use super::webhook::{WebhookError, WebhookSender};
+use super::{Notice, Notifier};
+use crate::audit::ActionRecord;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::coord::Coordinator;
+use crate::history::IncidentListener;
+use crate::incident::Incident;
+use crate::leader::Leadership;
+use crate::metrics::{Metrics, format_label};
+use crate::store::{Store, StoreWriter};
+
+/// How long an alert without an incident stays active.
+const LONE_ALERT_FOR: Duration = Duration::from_secs(3600);
+/// How far back the outbox is read at start: longer than `MAX_AGE`, so every
+/// key that could be enqueued again is known.
+const REMEMBER: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a shared claim on a send or an incident is kept in Redis.
+const CLAIM_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Start-up waits this long for the outbox before sending without it.
+const RESTORE_WAIT: Duration = Duration::from_secs(10);
+const RESTORE_RETRY: Duration = Duration::from_secs(5);
+/// A follower looks this often whether it leads now.
+const FOLLOWER_POLL: Duration = Duration::from_millis(500);
+
+/// Everything the courier works with.
+pub struct Parts {
+    pub config: Arc<Config>,
+    pub composer: Composer,
+    pub leadership: Arc<dyn Leadership>,
+    pub coord: Option<Coordinator>,
+    /// This replica's name in shared claims.
+    pub identity: String,
+    pub writer: StoreWriter,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Alertmanager(#[from] super::alertmanager::Error),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+}
+
+pub struct Courier {
+    composer: Composer,
+    channels: Vec<Channel>,
+    /// Firing alerts are sent again this often (`notify.resend_every`).
+    resend_every: Duration,
+    leadership: Arc<dyn Leadership>,
+    coord: Option<Coordinator>,
+    identity: String,
+    writer: StoreWriter,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    inbox: mpsc::UnboundedSender<Input>,
+    intake: Mutex<Option<mpsc::UnboundedReceiver<Input>>>,
+    book: Mutex<Book>,
+    ready: AtomicBool,
+    ready_now: Notify,
+}
+
+struct Channel {
+    /// Stable across restarts: `alertmanager` or `webhook-{format}-{url tag}`.
+    id: String,
+    /// The metric label: `alertmanager`, `slack`, `teams`, `generic`.
+    label: &'static str,
+    sender: Sender,
+    wake: Notify,
+}
+
+enum Sender {
+    Alertmanager(AlertmanagerClient),
+    Webhook(WebhookSender),
+}
+
+enum Input {
+    Opened(Incident),
+    Closed(Incident),
+    Notice(Notice),
+}
+
+#[derive(Default)]
+struct Book {
+    /// Pending deliveries per channel id, oldest first.
+    queues: HashMap<String, VecDeque<Delivery>>,
+    /// (key, channel) of every delivery known, sent or not.
+    seen: HashSet<(String, String)>,
+    /// Alerts Alertmanager holds as firing, per incident, by alertname and target.
+    firing: BTreeMap<String, BTreeMap<(String, String), Alert>>,
+    /// The last thing Guardian did about each incident, for its resolve message.
+    last_action: HashMap<String, Action>,
+    /// A local incident id announced under another replica's id.
+    alias: HashMap<String, String>,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Delivered,
+    /// Another replica holds the claim on this send.
+    ElsewhereBy(String),
+    Failed {
+        error: String,
+        refused: bool,
+    },
+}
+
+impl Courier {
+    pub fn new(p: Parts) -> Result<Arc<Self>, BuildError> {
+        let mut channels = Vec::new();
+        if !p.config.notify.alertmanager.is_empty() {
+            let client = AlertmanagerClient::new(&p.config.notify.alertmanager)?;
+            channels.push(Channel::new("alertmanager".into(), "alertmanager", Sender::Alertmanager(client)));
+        }
+        for w in &p.config.notify.webhooks {
+            let label = format_label(w.format);
+            let id = format!("webhook-{label}-{}", outbox::url_tag(w.url.as_str()));
+            channels.push(Channel::new(id, label, Sender::Webhook(WebhookSender::new(w, None)?)));
+        }
+        let (inbox, intake) = mpsc::unbounded_channel();
+        Ok(Arc::new(Self {
+            resend_every: p.config.notify.resend_every,
+            composer: p.composer,
+            channels,
+            leadership: p.leadership,
+            coord: p.coord,
+            identity: p.identity,
+            writer: p.writer,
+            metrics: p.metrics,
+            clock: p.clock,
+            inbox,
+            intake: Mutex::new(Some(intake)),
+            book: Mutex::default(),
+            ready: AtomicBool::new(false),
+            ready_now: Notify::new(),
+        }))
+    }
+
+    /// Whether any channel is configured.
+    pub fn has_channels(&self) -> bool {
+        !self.channels.is_empty()
+    }
+
+    /// Starts the intake, one worker per channel and the Alertmanager
+    /// re-send, until `stop`. Call once.
+    pub fn start(self: &Arc<Self>, store: Arc<dyn Store>, stop: &CancellationToken, tracker: &TaskTracker) {
+        let Some(intake) = lock(&self.intake).take() else { return };
+        tracker.spawn(self.clone().intake_loop(intake, store, stop.clone()));
+        for i in 0..self.channels.len() {
+            tracker.spawn(self.clone().channel_loop(i, stop.clone()));
+        }
+        if self.channels.iter().any(|c| matches!(c.sender, Sender::Alertmanager(_))) {
+            tracker.spawn(self.clone().resend_loop(stop.clone()));
+        }
+    }
+
+    /// Deliveries still waiting, per channel id (for tests and the status API).
+    pub fn queued(&self) -> BTreeMap<String, usize> {
+        let book = lock(&self.book);
+        self.channels.iter().map(|c| (c.id.clone(), book.queues.get(&c.id).map_or(0, VecDeque::len))).collect()
+    }
+
+    async fn intake_loop(
+        self: Arc<Self>,
+        mut intake: mpsc::UnboundedReceiver<Input>,
+        store: Arc<dyn Store>,
+        stop: CancellationToken,
+    ) {
+        self.restore_at_start(store, &stop).await;
+        let mut changes = self.leadership.changes();
+        let mut changes_open = true;
+        let mut leading = false;
+        loop {
+            let now_leading = self.leadership.is_leader();
+            if now_leading && !leading {
+                // A new leader (or a restart) announces what is open; keys
+                // already sent, here or by the previous leader, are skipped.
+                for incident in self.composer.open_incidents() {
+                    self.take(Input::Opened(incident)).await;
+                }
+            }
+            leading = now_leading;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                input = intake.recv() => match input {
+                    Some(input) if self.leadership.is_leader() => self.take(input).await,
+                    Some(_) => tracing::debug!("not the leader: the leader notifies"),
+                    None => return,
+                },
+                changed = changes.changed(), if changes_open => changes_open = changed.is_ok(),
+                () = tokio::time::sleep(FOLLOWER_POLL), if !leading => {}
+            }
+        }
+    }
+
+    /// Reads the outbox, waiting `RESTORE_WAIT` at most; if storage does not
+    /// answer by then, goes on and merges the outbox once it does.
+    async fn restore_at_start(self: &Arc<Self>, store: Arc<dyn Store>, stop: &CancellationToken) {
+        let first = tokio::time::timeout(RESTORE_WAIT, self.restore(store.as_ref())).await;
+        let done = matches!(first, Ok(Ok(())));
+        if !done {
+            let why = match first {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {}", humantime::format_duration(RESTORE_WAIT)),
+            };
+            tracing::warn!(error = %why, "cannot read the notification outbox yet; sending without it, merging it later");
+            let (me, stop) = (self.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(RESTORE_RETRY) => {}
+                    }
+                    if me.restore(store.as_ref()).await.is_ok() {
+                        tracing::info!("notification outbox read and merged");
+                        return;
+                    }
+                }
+            });
+        }
+        self.ready.store(true, Ordering::Release);
+        self.ready_now.notify_waiters();
+        for c in &self.channels {
+            c.wake.notify_one();
+        }
+    }
+
+    /// Merges stored deliveries: pending ones join their channel's queue,
+    /// every key is remembered, and Alertmanager's firing alerts are rebuilt.
+    async fn restore(&self, store: &dyn Store) -> crate::store::Result<()> {
+        let since = self.clock.now().checked_sub(REMEMBER).unwrap_or(Timestamp::UNIX_EPOCH);
+        let rows = store.deliveries_since(since).await?;
+        let known: HashSet<&str> = self.channels.iter().map(|c| c.id.as_str()).collect();
+        let resolved: HashSet<String> = rows
+            .iter()
+            .filter(|d| d.channel == "alertmanager" && d.key.ends_with(":resolved"))
+            .filter_map(|d| d.key.strip_suffix(":resolved").map(str::to_string))
+            .collect();
+        let mut book = lock(&self.book);
+        let (mut pending, mut dropped) = (0usize, 0usize);
+        for d in rows {
+            if !book.seen.insert((d.key.clone(), d.channel.clone())) {
+                continue;
+            }
+            match d.state {
+                DeliveryState::Pending if known.contains(d.channel.as_str()) => {
+                    pending += 1;
+                    book.queues.entry(d.channel.clone()).or_default().push_back(d);
+                }
+                DeliveryState::Pending => {
+                    dropped += 1;
+                    let done = self.clock.now();
+                    let why = "its channel is no longer configured".to_string();
+                    self.writer.enqueue(Delivery {
+                        state: DeliveryState::Abandoned,
+                        last_error: Some(why),
+                        done_at: Some(done),
+                        ..d
+                    });
+                }
+                DeliveryState::Delivered if d.channel == "alertmanager" => {
+                    if let Ok(m) = serde_json::from_str::<Message>(&d.payload)
+                        && !m.incident.is_empty()
+                        && m.event != Event::IncidentResolved
+                        && !resolved.contains(&m.incident)
+                    {
+                        let alert = Alert::from_message(&m);
+                        book.firing.entry(m.incident.clone()).or_default().insert(alert_key(&alert), alert);
+                    }
+                }
+                DeliveryState::Delivered | DeliveryState::Abandoned => {}
+            }
+        }
+        for queue in book.queues.values_mut() {
+            queue.make_contiguous().sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
+        }
+        drop(book);
+        if pending + dropped > 0 {
+            tracing::info!(pending, dropped, "notification outbox restored");
+        }
+        self.publish_queued();
+        Ok(())
+    }
+
+    async fn take(&self, input: Input) {
+        match input {
+            Input::Opened(incident) => {
+                let id = self.announce(&incident).await;
+                if id != incident.id {
+                    tracing::info!(incident = %incident.id, announced_as = %id, "incident already announced by another replica");
+                    lock(&self.book).alias.insert(incident.id.clone(), id);
+                    return;
+                }
+                let m = self.composer.opened(&incident);
+                self.enqueue(&format!("{id}:opened"), &m);
+            }
+            Input::Closed(incident) => {
+                let (id, last) = {
+                    let mut book = lock(&self.book);
+                    let id = book.alias.remove(&incident.id).unwrap_or_else(|| incident.id.clone());
+                    let last = book.last_action.remove(&id);
+                    (id, last)
+                };
+                let mut m = self.composer.resolved(&incident, last);
+                m.incident = id.clone();
+                self.enqueue(&format!("{id}:resolved"), &m);
+                if let Some(coord) = &self.coord
+                    && let Err(e) = coord.release(&format!("incident:{}", incident.check), &id).await
+                {
+                    tracing::warn!(error = %e, incident = %id, "cannot release the incident's claim; it expires by itself");
+                }
+            }
+            Input::Notice(notice) => {
+                let mut m = self.composer.notice(&notice);
+                if !m.incident.is_empty() {
+                    let mut book = lock(&self.book);
+                    if let Some(id) = book.alias.get(&m.incident) {
+                        m.incident = id.clone();
+                    }
+                    if matches!(m.action, Action::Paused { .. } | Action::RolledBack { .. }) {
+                        book.last_action.insert(m.incident.clone(), m.action.clone());
+                    }
+                }
+                let subject = if m.incident.is_empty() { notice.target.as_str() } else { m.incident.as_str() };
+                let key = format!("{subject}:{}:{}:{}", m.event.code(), m.action.code(), m.at.as_millisecond());
+                self.enqueue(&key, &m);
+            }
+        }
+    }
+
+    /// The id this incident is announced under: its own, unless another
+    /// replica announced the same check's incident first (Redis only).
+    async fn announce(&self, incident: &Incident) -> String {
+        let Some(coord) = &self.coord else { return incident.id.clone() };
+        match coord.claim(&format!("incident:{}", incident.check), &incident.id, CLAIM_FOR).await {
+            Ok(holder) => holder,
+            Err(e) => {
+                tracing::warn!(error = %e, incident = %incident.id, "cannot claim the incident in Redis; announcing it");
+                incident.id.clone()
+            }
+        }
+    }
+
+    fn enqueue(&self, key: &str, m: &Message) {
+        let payload = match serde_json::to_string(m) {
+            Ok(p) => p,
+            Err(e) => return tracing::error!(error = %e, key, "cannot encode a notification"),
+        };
+        let now = self.clock.now();
+        let mut book = lock(&self.book);
+        for c in &self.channels {
+            if !book.seen.insert((key.to_string(), c.id.clone())) {
+                continue;
+            }
+            let d = Delivery {
+                key: key.to_string(),
+                channel: c.id.clone(),
+                payload: payload.clone(),
+                created_at: now,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                last_error: None,
+                done_at: None,
+            };
+            self.writer.enqueue(d.clone());
+            book.queues.entry(c.id.clone()).or_default().push_back(d);
+            c.wake.notify_one();
+        }
+        drop(book);
+        self.publish_queued();
+    }
+
+    async fn channel_loop(self: Arc<Self>, index: usize, stop: CancellationToken) {
+        let Some(channel) = self.channels.get(index) else { return };
+        loop {
+            let may_send = self.ready.load(Ordering::Acquire) && self.leadership.is_leader();
+            let wait = if may_send { self.wait_for_work(channel) } else { FOLLOWER_POLL };
+            if !wait.is_zero() {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = channel.wake.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            let Some(d) = self.due(channel) else { continue };
+            let outcome = self.attempt(channel, &d).await;
+            self.settle(channel, d, outcome);
+        }
+    }
+
+    /// How long until the channel's oldest delivery is due: zero when it
+    /// is, an hour when the queue is empty (an enqueue wakes the worker).
+    fn wait_for_work(&self, channel: &Channel) -> Duration {
+        let book = lock(&self.book);
+        match book.queues.get(&channel.id).and_then(VecDeque::front) {
+            Some(d) => Duration::try_from(d.next_attempt_at.duration_since(self.clock.now())).unwrap_or(Duration::ZERO),
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    /// The channel's oldest delivery if it is due: order is kept per channel.
+    fn due(&self, channel: &Channel) -> Option<Delivery> {
+        let book = lock(&self.book);
+        let d = book.queues.get(&channel.id)?.front()?;
+        (d.next_attempt_at <= self.clock.now()).then(|| d.clone())
+    }
+
+    async fn attempt(&self, channel: &Channel, d: &Delivery) -> Attempt {
+        let claim = format!("sent:{}:{}", channel.id, d.key);
+        if let Some(coord) = &self.coord {
+            match coord.claim(&claim, &self.identity, CLAIM_FOR).await {
+                Ok(holder) if holder != self.identity => return Attempt::ElsewhereBy(holder),
+                Ok(_) => {}
+                // Sending twice beats never: Redis only guards against a second sender.
+                Err(e) => tracing::warn!(error = %e, key = %d.key, "cannot claim the send in Redis; sending anyway"),
+            }
+        }
+        let message = match serde_json::from_str::<Message>(&d.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                return Attempt::Failed { error: format!("stored notification is unreadable: {e}"), refused: true };
+            }
+        };
+        let result = match &channel.sender {
+            Sender::Alertmanager(client) => {
+                let alerts = self.alerts_for(&message);
+                client.send(&alerts).await.map_err(|e| (e.to_string(), refused_am(&e)))
+            }
+            Sender::Webhook(sender) => sender.send(&message).await.map_err(|e| (e.to_string(), refused_webhook(&e))),
+        };
+        match result {
+            Ok(()) => {
+                if let Sender::Alertmanager(_) = channel.sender {
+                    self.track_firing(&message);
+                }
+                Attempt::Delivered
+            }
+            Err((error, refused)) => {
+                if let Some(coord) = &self.coord
+                    && let Err(e) = coord.release(&claim, &self.identity).await
+                {
+                    tracing::warn!(error = %e, "cannot release a failed send's claim; it blocks other replicas until it expires");
+                }
+                Attempt::Failed { error, refused }
+            }
+        }
+    }
+
+    /// Records the attempt: delivered (or sent elsewhere) leaves the queue,
+    /// a failure waits its back-off, an old or refused one is abandoned.
+    fn settle(&self, channel: &Channel, mut d: Delivery, outcome: Attempt) {
+        let now = self.clock.now();
+        d.attempts = d.attempts.saturating_add(1);
+        match outcome {
+            Attempt::Delivered => {
+                self.metrics.notify.sent(channel.label, true);
+                tracing::info!(channel = %channel.id, key = %d.key, attempts = d.attempts, "notification delivered");
+                (d.state, d.done_at, d.last_error) = (DeliveryState::Delivered, Some(now), None);
+                self.audit(channel, &d, "ok", "delivered");
+            }
+            Attempt::ElsewhereBy(holder) => {
+                tracing::info!(channel = %channel.id, key = %d.key, %holder, "notification already sent by another replica");
+                (d.state, d.done_at) = (DeliveryState::Delivered, Some(now));
+                d.last_error = Some(format!("sent by {holder}"));
+            }
+            Attempt::Failed { error, refused } => {
+                self.metrics.notify.sent(channel.label, false);
+                let age = Duration::try_from(now.duration_since(d.created_at)).unwrap_or_default();
+                let give_up = age >= outbox::MAX_AGE || (refused && d.attempts >= outbox::MAX_REFUSALS);
+                if give_up {
+                    tracing::error!(channel = %channel.id, key = %d.key, attempts = d.attempts, %error, "notification abandoned");
+                    (d.state, d.done_at) = (DeliveryState::Abandoned, Some(now));
+                    self.audit(channel, &d, "failed", &format!("abandoned after {} attempts: {error}", d.attempts));
+                } else {
+                    let wait = outbox::retry_wait(d.attempts, rand::random::<f64>());
+                    tracing::warn!(channel = %channel.id, key = %d.key, attempts = d.attempts, retry_in = ?wait, %error, "notification not delivered; retrying");
+                    let next = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX);
+                    d.next_attempt_at = now.checked_add(next).unwrap_or(now);
+                }
+                d.last_error = Some(error);
+            }
+        }
+        {
+            let mut book = lock(&self.book);
+            if let Some(queue) = book.queues.get_mut(&channel.id) {
+                match queue.front_mut() {
+                    Some(front) if front.key == d.key && d.state == DeliveryState::Pending => *front = d.clone(),
+                    Some(front) if front.key == d.key => {
+                        queue.pop_front();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.writer.enqueue(d);
+        self.publish_queued();
+    }
+
+    /// What Alertmanager gets for `m`: a resolve ends every alert its incident raised.
+    fn alerts_for(&self, m: &Message) -> Vec<Alert> {
+        let mut alert = Alert::from_message(m);
+        if m.incident.is_empty() {
+            let lasts = jiff::SignedDuration::try_from(LONE_ALERT_FOR).unwrap_or(jiff::SignedDuration::ZERO);
+            alert.ends_at = m.at.checked_add(lasts).ok();
+            return vec![alert];
+        }
+        if m.event != Event::IncidentResolved {
+            return vec![alert];
+        }
+        let book = lock(&self.book);
+        let others = book.firing.get(&m.incident).into_iter().flat_map(|f| f.values());
+        let mut alerts: Vec<Alert> =
+            others.filter(|a| alert_key(a) != alert_key(&alert)).map(|a| a.clone().resolved_at(m.at)).collect();
+        alerts.push(alert);
+        alerts
+    }
+
+    fn track_firing(&self, m: &Message) {
+        if m.incident.is_empty() {
+            return;
+        }
+        let mut book = lock(&self.book);
+        if m.event == Event::IncidentResolved {
+            book.firing.remove(&m.incident);
+        } else {
+            let alert = Alert::from_message(m);
+            book.firing.entry(m.incident.clone()).or_default().insert(alert_key(&alert), alert);
+        }
+    }
+
+    /// Re-sends every firing alert so Alertmanager does not resolve it by
+    /// itself; alerts of incidents no longer open here are resolved.
+    async fn resend_loop(self: Arc<Self>, stop: CancellationToken) {
+        let Some(client) = self.channels.iter().find_map(|c| match &c.sender {
+            Sender::Alertmanager(client) => Some(client.clone()),
+            Sender::Webhook(_) => None,
+        }) else {
+            return;
+        };
+        let mut tick = tokio::time::interval(self.resend_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if !self.leadership.is_leader() {
+                continue;
+            }
+            let alerts = self.still_firing();
+            if alerts.is_empty() {
+                continue;
+            }
+            match client.send(&alerts).await {
+                Ok(()) => {
+                    self.metrics.notify.sent("alertmanager", true);
+                    tracing::debug!(alerts = alerts.len(), "firing alerts re-sent to Alertmanager");
+                }
+                Err(e) => {
+                    self.metrics.notify.sent("alertmanager", false);
+                    tracing::warn!(error = %e, alerts = alerts.len(), "cannot re-send firing alerts; next try in a minute");
+                }
+            }
+        }
+    }
+
+    /// Firing alerts to re-send; those of incidents that closed without a
+    /// resolve here (closed while another replica led) are ended now.
+    fn still_firing(&self) -> Vec<Alert> {
+        let now = self.clock.now();
+        let mut book = lock(&self.book);
+        let open: HashSet<String> = self
+            .composer
+            .open_incident_ids()
+            .into_iter()
+            .map(|id| book.alias.get(&id).cloned().unwrap_or(id))
+            .collect();
+        let pending_resolves: HashSet<String> = book
+            .queues
+            .values()
+            .flatten()
+            .filter_map(|d| d.key.strip_suffix(":resolved").map(str::to_string))
+            .collect();
+        let mut alerts = Vec::new();
+        let mut ended = Vec::new();
+        for (incident, firing) in &book.firing {
+            if open.contains(incident) || pending_resolves.contains(incident) {
+                alerts.extend(firing.values().cloned());
+            } else {
+                alerts.extend(firing.values().cloned().map(|a| a.resolved_at(now)));
+                ended.push(incident.clone());
+            }
+        }
+        for incident in ended {
+            book.firing.remove(&incident);
+        }
+        alerts
+    }
+
+    fn audit(&self, channel: &Channel, d: &Delivery, outcome: &str, detail: &str) {
+        let m = serde_json::from_str::<Message>(&d.payload).ok();
+        let target = m.as_ref().and_then(|m| m.action.target().map(str::to_string)).unwrap_or_default();
+        let summary = m.as_ref().map(Message::summary).unwrap_or_default();
+        self.writer.enqueue(ActionRecord {
+            id: format!("notify:{}:{}:{outcome}", channel.id, d.key),
+            at: self.clock.now(),
+            target,
+            action: "notify".into(),
+            outcome: outcome.into(),
+            incident: m.map(|m| m.incident).filter(|i| !i.is_empty()),
+            detail: format!("{} ({detail}): {summary}", channel.label),
+        });
+    }
+
+    fn publish_queued(&self) {
+        let book = lock(&self.book);
+        let mut per_label: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in &self.channels {
+            *per_label.entry(c.label).or_default() += book.queues.get(&c.id).map_or(0, VecDeque::len);
+        }
+        drop(book);
+        for (label, n) in per_label {
+            self.metrics.notify.set_queued(label, n);
+        }
+    }
+}
+
+impl Channel {
+    fn new(id: String, label: &'static str, sender: Sender) -> Self {
+        Self { id, label, sender, wake: Notify::new() }
+    }
+}
+
+impl Notifier for Courier {
+    fn notify(&self, notice: Notice) {
+        if self.has_channels() {
+            let _ = self.inbox.send(Input::Notice(notice));
+        }
+    }
+}
+
+impl IncidentListener for Courier {
+    fn opened(&self, incident: &Incident) {
+        if self.has_channels() {
+            let _ = self.inbox.send(Input::Opened(incident.clone()));
+        }
+    }
+
+    fn closed(&self, incident: &Incident) {
+        if self.has_channels() {
+            let _ = self.inbox.send(Input::Closed(incident.clone()));
+        }
+    }
+}
+
+/// One alert per alertname and target within an incident.
+fn alert_key(a: &Alert) -> (String, String) {
+    let get = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
+    (get("alertname"), get("target"))
+}
+
+/// A 4xx other than 408/425/429: the receiver will not take this body later either.
+fn refused_status(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 408 | 425 | 429)
+}
+
+fn refused_am(e: &super::alertmanager::Error) -> bool {
+    use super::alertmanager::{Error, Refusal};
+    match e {
+        Error::NoneAccepted(refusals) => {
+            refusals.iter().all(|r| matches!(r, Refusal::Rejected { status, .. } if refused_status(*status)))
+        }
+        Error::Encode(_) => true,
+        Error::NoAlertmanager | Error::NotABase { .. } | Error::Client(_) => false,
+    }
+}
+
+fn refused_webhook(e: &WebhookError) -> bool {
+    match e {
+        WebhookError::Rejected { status, .. } => refused_status(*status),
+        WebhookError::Encode { .. } => true,
+        WebhookError::Client(_) | WebhookError::Unreachable { .. } => false,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lasting_client_error_is_a_refusal() {
+        for (status, refused) in [(400, true), (404, true), (422, true), (408, false), (429, false), (500, false)] {
+            assert_eq!(refused_status(status), refused, "{status}");
+        }
+    }
+}
