@@ -257,14 +257,18 @@ impl Actuator {
     /// says (the Redis lock checks its fencing token in Redis), so a leader
     /// that stalled past its lock's expiry cannot act on a stale token.
     async fn fence(&self, target: &TargetRef) -> Result<(), ClusterError> {
+        // Read first: a refused confirmation ends the leadership and its token.
+        let token = self.leadership.fencing_token();
         if self.leadership.confirm().await {
             return Ok(());
         }
-        let detail = match self.leadership.fencing_token() {
-            Some(token) => format!("no longer the leader (fencing token {token} is stale)"),
+        let detail = match token {
+            Some(token) => format!(
+                "not confirmed as the leader with fencing token {token} (another replica holds the lock, or Redis did not answer)"
+            ),
             None => "no longer the leader".into(),
         };
-        Err(ClusterError::Unavailable { target: target.clone(), detail })
+        Err(ClusterError::NotLeader { target: target.clone(), detail })
     }
 
     fn view(&self, target: &TargetRef, state: &RolloutState) -> TargetView {
@@ -293,8 +297,11 @@ impl Actuator {
         let now = self.clock.now();
         let id = format!("pause:{target}:{}:{}", state.template, now.as_millisecond());
         self.record(&id, "intent", target, "pause", cause, &why);
-        self.fence(target).await?;
-        let sent = timed(target, self.cluster.pause(target, &why, now)).await;
+        // A refused fence is recorded like a failed call: the intent never stands alone.
+        let sent = match self.fence(target).await {
+            Ok(()) => timed(target, self.cluster.pause(target, &why, now)).await,
+            Err(e) => Err(e),
+        };
         let took = cause.since.elapsed().as_secs_f64();
         match &sent {
             Ok(()) => {
@@ -336,8 +343,10 @@ impl Actuator {
             Ok(Ok(())) => {}
             _ => self.writer.enqueue(intent),
         }
-        self.fence(target).await?;
-        let sent = timed(target, self.cluster.roll_back(target, &state.template)).await;
+        let sent = match self.fence(target).await {
+            Ok(()) => timed(target, self.cluster.roll_back(target, &state.template)).await,
+            Err(e) => Err(e),
+        };
         let took = cause.since.elapsed().as_secs_f64();
         match &sent {
             Ok(done) => {

@@ -83,6 +83,9 @@ pub enum Error {
     NoPreviousRevision { target: TargetRef, current: u64 },
     #[error("the cluster did not answer about {target}: {detail}")]
     Unavailable { target: TargetRef, detail: String },
+    /// Not sent: this replica no longer leads. Retried only while it leads again.
+    #[error("not acting on {target}: {detail}")]
+    NotLeader { target: TargetRef, detail: String },
     /// Refused for good (403 forbidden by RBAC, 422 invalid): retrying cannot help.
     #[error("the cluster refused the change to {target}: {detail}")]
     Rejected { target: TargetRef, detail: String },
@@ -91,7 +94,7 @@ pub enum Error {
 impl Error {
     /// Worth trying again after a back-off (a conflict is retried by re-deciding).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Conflict(_))
+        matches!(self, Self::Unavailable { .. } | Self::Conflict(_) | Self::NotLeader { .. })
     }
 }
 

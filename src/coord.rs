@@ -157,6 +157,21 @@ impl Coordinator {
         Ok(deleted > 0)
     }
 
+    /// The value at `{prefix}{key_suffix}`, if any.
+    pub async fn get(&self, key_suffix: &str) -> Result<Option<String>> {
+        let key = self.key(key_suffix);
+        self.call("get", |mut conn| async move { redis::cmd("GET").arg(key).query_async(&mut conn).await }).await
+    }
+
+    /// Sets `{prefix}{key_suffix}` to `value` for `ttl`, whatever it held.
+    pub async fn put(&self, key_suffix: &str, value: &str, ttl: Duration) -> Result<()> {
+        let (key, value, ttl) = (self.key(key_suffix), value.to_owned(), millis(ttl));
+        self.call("put", |mut conn| async move {
+            redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ttl).query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
     pub fn health(&self) -> CoordHealth {
         lock(&self.inner.health).clone()
     }

@@ -534,3 +534,21 @@ async fn the_customer_count_dropping_during_a_rollout_is_paused_and_rolled_back_
     assert!(detail.contains("from revision 2 to 1") && detail.contains(CHECK), "{rollback}");
     assert_eq!(actions_total(&g, TARGET, "rollback", "ok").await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_lease_electing_a_redis_outage_only_costs_deduplication() {
+    let c = Cluster::start().await;
+    c.seed_deployment();
+    let g = c.guardian(&Replica::named("guardian-a").with_redis("redis://127.0.0.1:1"));
+    ready(&g).await;
+    let r = reqwest::get(g.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200, "the Lease elects: Redis is not needed to act");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("note: redis unreachable") && body.contains("not deduplicated"), "{body}");
+    c.roll_out();
+    armed(&g).await;
+    c.break_payments();
+    eventually(ACTS_WITHIN, "paused then rolled back", || async { !c.rollbacks().is_empty() }).await;
+    let metrics = reqwest::get(g.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert_eq!(support::promtext::sample(&metrics, "guardian_redis_up", &[]), Some(0.0));
+}

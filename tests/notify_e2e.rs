@@ -97,11 +97,20 @@ struct Setup {
     guard: String,
     /// The `redis` section's body, if any.
     redis: Option<String>,
+    /// `guard.lease`: the Redis lock's timing too.
+    lease: &'static str,
 }
 
 impl Setup {
     fn new(environment: &'static str, notify: String) -> Self {
-        Self { environment, storage: "sqlite::memory:".into(), notify, guard: "  mode: off\n".into(), redis: None }
+        Self {
+            environment,
+            storage: "sqlite::memory:".into(),
+            notify,
+            guard: "  mode: off\n".into(),
+            redis: None,
+            lease: "{ duration: 2s, renew_every: 500ms }",
+        }
     }
 }
 
@@ -118,7 +127,7 @@ async fn guardian(sim: &Sim, setup: &Setup) -> Running {
 /// The same without waiting for the check (it may be failing already).
 async fn launch(sim: &Sim, setup: &Setup) -> Running {
     let d = sim.sim.dashboard();
-    let Setup { environment, storage, notify, guard, redis } = setup;
+    let Setup { environment, storage, notify, guard, redis, lease } = setup;
     let redis = redis.as_ref().map(|r| format!("redis:\n{r}\n")).unwrap_or_default();
     let yaml = format!(
         r#"environment: {environment}
@@ -132,7 +141,7 @@ probing: {{ per_host_per_second: 1000 }}
     timeout: 6s
 guard:
   breach: {{ window: 5, max_bad: 3, confirm_interval: 250ms }}
-  lease: {{ duration: 2s, renew_every: 500ms }}
+  lease: {lease}
 {guard}notify:
 {notify}
 gate:
@@ -525,4 +534,47 @@ async fn firing_alerts_are_sent_again_until_the_incident_resolves_them() {
     assert!(last.get("endsAt").is_some(), "nothing fires again once resolved: {last}");
     let resolved_at = after.iter().position(|a| a.get("endsAt").is_some()).unwrap();
     assert!(after[resolved_at..].iter().all(|a| a.get("endsAt").is_some()), "{after:?}");
+}
+
+#[tokio::test]
+async fn a_leader_whose_lock_was_taken_over_cannot_act_on_its_stale_token() {
+    if support::redis::redis_url_or_skip().await.is_none() {
+        return;
+    }
+    let prefix = TestPrefix::new();
+    // Renewed every 10 s: after the lock is taken over, this replica still
+    // believes it leads until its next renewal, unless it asks Redis.
+    let setup = Setup {
+        guard: SIMULATED_GUARD.into(),
+        lease: "{ duration: 30s, renew_every: 10s }",
+        ..on_redis(&prefix, String::new())
+    };
+    let sim = Sim::start().await;
+    let g = guardian(&sim, &setup).await;
+    eventually(Duration::from_secs(5), "it leads", || async { g.app.leadership.is_leader() }).await;
+    let token = g.app.leadership.fencing_token().unwrap();
+    // Another replica takes over, as after this one stalled past its lock's expiry.
+    let newer = prefix.incr("guardian:fence").await;
+    prefix.set("guardian:leader", &format!("guardian-other:{newer}")).await;
+    assert!(g.app.leadership.is_leader(), "it has not noticed yet");
+
+    let cluster = g.app.guard.as_ref().unwrap().simulated.clone().unwrap();
+    cluster.start_rollout(&dashboard(), "nextgen-dashboard:1.8.2").unwrap();
+    sim.fail_payments();
+    eventually(Duration::from_secs(15), "the breach is seen", || async { !g.app.history.open_incidents().is_empty() })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(cluster.calls().is_empty(), "a stale token never patches: {:?}", cluster.calls());
+    assert!(!g.app.leadership.is_leader(), "asking Redis ended its leadership");
+    g.app.writer.flush_now().await.unwrap();
+    let actions = g.app.writer.store().actions(100).await.unwrap();
+    let pause: Vec<_> = actions.iter().filter(|a| a.action == "pause").collect();
+    assert!(pause.iter().any(|a| a.outcome == "intent"), "it decided to pause: {actions:?}");
+    assert!(pause.iter().all(|a| a.outcome != "ok"), "{pause:?}");
+    let refused = pause.iter().find(|a| a.outcome == "retry").unwrap_or_else(|| panic!("{actions:?}"));
+    assert!(
+        refused.detail.contains(&format!("not confirmed as the leader with fencing token {token}")),
+        "{}",
+        refused.detail
+    );
 }

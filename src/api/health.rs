@@ -10,10 +10,11 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready while storage answers and every check has a fresh result; else 503
-/// with every reason, one per line.
+/// Ready while storage answers, Redis answers when its lock elects the
+/// leader, and every check has a fresh result; else 503 with every reason,
+/// one per line. What is degraded but not unready follows as `note:` lines.
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, String) {
-    let mut problems = Vec::new();
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
     let storage = state.writer.health();
     if !storage.reachable {
         let why = storage.last_error.as_deref().unwrap_or("no answer yet");
@@ -23,12 +24,15 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, String) {
         let health = redis.coord.health();
         if !health.reachable {
             let why = health.last_error.as_deref().unwrap_or("no answer yet");
-            let effect = if redis.holds_the_lock {
-                "no replica acts without a valid lock; probing and the gate go on"
+            if redis.holds_the_lock {
+                // No lock, no guard: not ready, so deploys wait for a guardian that can act.
+                problems.push(format!(
+                    "redis unreachable ({why}); no replica acts without a valid lock; probing and the gate go on"
+                ));
             } else {
-                "notifications are not deduplicated across replicas; probing, the gate and the guard go on"
-            };
-            problems.push(format!("redis unreachable ({why}); {effect}"));
+                // The Lease still elects: the guard acts, only replicas may both send a notification.
+                notes.push(format!("redis unreachable ({why}); notifications are not deduplicated across replicas"));
+            }
         }
     }
     let waiting = state.board.without_fresh_result();
@@ -36,7 +40,8 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, String) {
         problems.push(format!("no fresh result for {}", waiting.join(", ")));
     }
     if problems.is_empty() {
-        (StatusCode::OK, "ready\n".into())
+        let notes: String = notes.iter().map(|n| format!("note: {n}\n")).collect();
+        (StatusCode::OK, format!("ready\n{notes}"))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", problems.join("\nnot ready: ")))
     }

@@ -9,16 +9,19 @@
 //! back-off and jitter (`outbox::retry_wait`) until the receiver takes them
 //! or `MAX_AGE` passes; a body refused `MAX_REFUSALS` times is abandoned.
 //!
-//! Never twice:
+//! Never twice, never lost:
 //! - a key already in the outbox (restored at start) is not enqueued again,
 //!   so a restart re-sends nothing that was delivered;
-//! - only the leader sends (the replica that may act), and with Redis each
-//!   send is claimed first (`sent:{channel}:{key}`), so two replicas that
-//!   both believe they lead still send once;
-//! - with Redis, the replica that announces an incident claims
-//!   `incident:{check}`; another replica's incident for the same check
-//!   (replicas see the onset at slightly different probes, so their ids
-//!   differ) is announced under the first id, never a second time.
+//! - only the leader sends (the replica that may act). A notice is always
+//!   queued where the action happened; incidents are queued by the leader
+//!   and, with Redis, by every replica, so a failover loses none;
+//! - with Redis, the first replica to see an incident claims
+//!   `incident:{check}` with its id, and every replica queues the
+//!   incident's messages under that id (replicas see the onset at slightly
+//!   different probes, so their own ids differ); before a send, `sent:`
+//!   says whether any replica made it, and a short-lived `sending:` claim
+//!   keeps two replicas that both believe they lead from sending at once.
+//!   A replica that dies mid-send holds `sending:` for `SENDING_FOR` at most.
 //!
 //! Alertmanager: each firing alert is sent again every
 //! `notify.resend_every` (1 m), well within its 5 m `resolve_timeout`, and resolved (`endsAt`) with its
@@ -58,6 +61,12 @@ const LONE_ALERT_FOR: Duration = Duration::from_secs(3600);
 const REMEMBER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a shared claim on a send or an incident is kept in Redis.
 const CLAIM_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a replica holds a send it is making: longer than a send can take (5 s).
+const SENDING_FOR: Duration = Duration::from_secs(30);
+/// A send under way elsewhere is looked at again after this.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+/// How often old keys and finished incidents are forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Start-up waits this long for the outbox before sending without it.
 const RESTORE_WAIT: Duration = Duration::from_secs(10);
 const RESTORE_RETRY: Duration = Duration::from_secs(5);
@@ -127,8 +136,8 @@ enum Input {
 struct Book {
     /// Pending deliveries per channel id, oldest first.
     queues: HashMap<String, VecDeque<Delivery>>,
-    /// (key, channel) of every delivery known, sent or not.
-    seen: HashSet<(String, String)>,
+    /// (key, channel) of every delivery known, sent or not, with when it was created.
+    seen: HashMap<(String, String), Timestamp>,
     /// Alerts Alertmanager holds as firing, per incident, by alertname and target.
     firing: BTreeMap<String, BTreeMap<(String, String), Alert>>,
     /// The last thing Guardian did about each incident, for its resolve message.
@@ -140,8 +149,12 @@ struct Book {
 /// What one attempt came to.
 enum Attempt {
     Delivered,
-    /// Another replica holds the claim on this send.
+    /// Another replica sent it.
     ElsewhereBy(String),
+    /// Another replica is sending it now.
+    Busy(String),
+    /// Past `MAX_AGE`: abandoned without sending.
+    TooOld,
     Failed {
         error: String,
         refused: bool,
@@ -192,9 +205,6 @@ impl Courier {
         for i in 0..self.channels.len() {
             tracker.spawn(self.clone().channel_loop(i, stop.clone()));
         }
-        if self.channels.iter().any(|c| matches!(c.sender, Sender::Alertmanager(_))) {
-            tracker.spawn(self.clone().resend_loop(stop.clone()));
-        }
     }
 
     /// Deliveries still waiting, per channel id (for tests and the status API).
@@ -213,6 +223,8 @@ impl Courier {
         let mut changes = self.leadership.changes();
         let mut changes_open = true;
         let mut leading = false;
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let now_leading = self.leadership.is_leader();
             if now_leading && !leading {
@@ -226,14 +238,37 @@ impl Courier {
             tokio::select! {
                 () = stop.cancelled() => return,
                 input = intake.recv() => match input {
-                    Some(input) if self.leadership.is_leader() => self.take(input).await,
-                    Some(_) => tracing::debug!("not the leader: the leader notifies"),
+                    Some(input) if self.accepts(&input) => self.take(input).await,
+                    Some(_) => tracing::debug!("not the leader, and no Redis to share incidents: the leader tells"),
                     None => return,
                 },
                 changed = changes.changed(), if changes_open => changes_open = changed.is_ok(),
                 () = tokio::time::sleep(FOLLOWER_POLL), if !leading => {}
+                _ = sweep.tick() => self.sweep(),
             }
         }
+    }
+
+    /// What this replica queues. A notice is always kept: the action it
+    /// tells of happened here, even if the leadership was lost since. An
+    /// incident is kept by the leader, and by every replica when Redis
+    /// shares the incident's id and the sends (a follower's copy is then
+    /// sent only if it leads later, and only if nobody sent it).
+    fn accepts(&self, input: &Input) -> bool {
+        matches!(input, Input::Notice(_)) || self.coord.is_some() || self.leadership.is_leader()
+    }
+
+    /// Forgets keys older than the outbox is read back, and what is kept
+    /// about incidents that are no longer open here.
+    fn sweep(&self) {
+        let Some(horizon) = self.clock.now().checked_sub(REMEMBER).ok() else { return };
+        let open: HashSet<String> = self.composer.open_incident_ids().into_iter().collect();
+        let mut book = lock(&self.book);
+        book.seen.retain(|_, created| *created >= horizon);
+        book.alias.retain(|local, _| open.contains(local));
+        let announced: HashSet<String> =
+            open.iter().map(|id| book.alias.get(id).cloned().unwrap_or_else(|| id.clone())).collect();
+        book.last_action.retain(|id, _| announced.contains(id));
     }
 
     /// Reads the outbox, waiting `RESTORE_WAIT` at most; if storage does not
@@ -282,7 +317,7 @@ impl Courier {
         let mut book = lock(&self.book);
         let (mut pending, mut dropped) = (0usize, 0usize);
         for d in rows {
-            if !book.seen.insert((d.key.clone(), d.channel.clone())) {
+            if book.seen.insert((d.key.clone(), d.channel.clone()), d.created_at).is_some() {
                 continue;
             }
             match d.state {
@@ -322,6 +357,9 @@ impl Courier {
             tracing::info!(pending, dropped, "notification outbox restored");
         }
         self.publish_queued();
+        for c in &self.channels {
+            c.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -330,11 +368,13 @@ impl Courier {
             Input::Opened(incident) => {
                 let id = self.announce(&incident).await;
                 if id != incident.id {
-                    tracing::info!(incident = %incident.id, announced_as = %id, "incident already announced by another replica");
-                    lock(&self.book).alias.insert(incident.id.clone(), id);
-                    return;
+                    tracing::info!(incident = %incident.id, announced_as = %id, "incident announced under another replica's id");
+                    lock(&self.book).alias.insert(incident.id.clone(), id.clone());
                 }
-                let m = self.composer.opened(&incident);
+                // Queued under the announced id whoever announced it: the
+                // shared send marker keeps it to one send.
+                let mut m = self.composer.opened(&incident);
+                m.incident = id.clone();
                 self.enqueue(&format!("{id}:opened"), &m);
             }
             Input::Closed(incident) => {
@@ -392,9 +432,10 @@ impl Courier {
         let now = self.clock.now();
         let mut book = lock(&self.book);
         for c in &self.channels {
-            if !book.seen.insert((key.to_string(), c.id.clone())) {
+            if book.seen.contains_key(&(key.to_string(), c.id.clone())) {
                 continue;
             }
+            book.seen.insert((key.to_string(), c.id.clone()), now);
             let d = Delivery {
                 key: key.to_string(),
                 channel: c.id.clone(),
@@ -414,16 +455,31 @@ impl Courier {
         self.publish_queued();
     }
 
+    /// Sends the channel's deliveries in order while this replica leads;
+    /// the Alertmanager channel also re-sends firing alerts, in the same
+    /// task, so a re-send never overtakes a resolve.
     async fn channel_loop(self: Arc<Self>, index: usize, stop: CancellationToken) {
         let Some(channel) = self.channels.get(index) else { return };
+        let resends = matches!(channel.sender, Sender::Alertmanager(_));
+        let mut next_resend = tokio::time::Instant::now() + self.resend_every;
         loop {
             let may_send = self.ready.load(Ordering::Acquire) && self.leadership.is_leader();
-            let wait = if may_send { self.wait_for_work(channel) } else { FOLLOWER_POLL };
+            let mut wait = if may_send { self.wait_for_work(channel) } else { FOLLOWER_POLL };
+            if resends {
+                wait = wait.min(next_resend.saturating_duration_since(tokio::time::Instant::now()));
+            }
             if !wait.is_zero() {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = channel.wake.notified() => {}
                     () = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            if resends && tokio::time::Instant::now() >= next_resend {
+                next_resend = tokio::time::Instant::now() + self.resend_every;
+                if may_send {
+                    self.resend_firing(channel).await;
                 }
                 continue;
             }
@@ -450,15 +506,14 @@ impl Courier {
         (d.next_attempt_at <= self.clock.now()).then(|| d.clone())
     }
 
+    /// One attempt. With Redis, a send already made by any replica is not
+    /// made again (`sent:`), and one under way elsewhere is waited for
+    /// (`sending:`, short-lived, so a replica that died mid-send does not
+    /// hold it up for long).
     async fn attempt(&self, channel: &Channel, d: &Delivery) -> Attempt {
-        let claim = format!("sent:{}:{}", channel.id, d.key);
-        if let Some(coord) = &self.coord {
-            match coord.claim(&claim, &self.identity, CLAIM_FOR).await {
-                Ok(holder) if holder != self.identity => return Attempt::ElsewhereBy(holder),
-                Ok(_) => {}
-                // Sending twice beats never: Redis only guards against a second sender.
-                Err(e) => tracing::warn!(error = %e, key = %d.key, "cannot claim the send in Redis; sending anyway"),
-            }
+        let age = Duration::try_from(self.clock.now().duration_since(d.created_at)).unwrap_or_default();
+        if age >= outbox::MAX_AGE {
+            return Attempt::TooOld;
         }
         let message = match serde_json::from_str::<Message>(&d.payload) {
             Ok(m) => m,
@@ -466,6 +521,26 @@ impl Courier {
                 return Attempt::Failed { error: format!("stored notification is unreadable: {e}"), refused: true };
             }
         };
+        let (sent, sending) = (format!("sent:{}:{}", channel.id, d.key), format!("sending:{}:{}", channel.id, d.key));
+        // Skipped while Redis is known down: a send twice beats none, and every send waiting 2 s on it.
+        let coord = self.coord.as_ref().filter(|c| c.health().last_error.is_none());
+        if let Some(coord) = coord {
+            match coord.get(&sent).await {
+                Ok(Some(holder)) => {
+                    if let Sender::Alertmanager(_) = channel.sender {
+                        self.track_firing(&message);
+                    }
+                    return Attempt::ElsewhereBy(holder);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, key = %d.key, "cannot ask Redis whether this was sent; sending"),
+            }
+            match coord.claim(&sending, &self.identity, SENDING_FOR).await {
+                Ok(holder) if holder != self.identity => return Attempt::Busy(holder),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, key = %d.key, "cannot claim the send in Redis; sending"),
+            }
+        }
         let result = match &channel.sender {
             Sender::Alertmanager(client) => {
                 let alerts = self.alerts_for(&message);
@@ -473,21 +548,24 @@ impl Courier {
             }
             Sender::Webhook(sender) => sender.send(&message).await.map_err(|e| (e.to_string(), refused_webhook(&e))),
         };
+        if result.is_ok() {
+            if let Sender::Alertmanager(_) = channel.sender {
+                self.track_firing(&message);
+            }
+            if let Some(coord) = coord
+                && let Err(e) = coord.put(&sent, &self.identity, CLAIM_FOR).await
+            {
+                tracing::warn!(error = %e, key = %d.key, "cannot mark the send in Redis; another replica may send it again");
+            }
+        }
+        if let Some(coord) = coord
+            && let Err(e) = coord.release(&sending, &self.identity).await
+        {
+            tracing::debug!(error = %e, "cannot release the send's claim; it expires by itself");
+        }
         match result {
-            Ok(()) => {
-                if let Sender::Alertmanager(_) = channel.sender {
-                    self.track_firing(&message);
-                }
-                Attempt::Delivered
-            }
-            Err((error, refused)) => {
-                if let Some(coord) = &self.coord
-                    && let Err(e) = coord.release(&claim, &self.identity).await
-                {
-                    tracing::warn!(error = %e, "cannot release a failed send's claim; it blocks other replicas until it expires");
-                }
-                Attempt::Failed { error, refused }
-            }
+            Ok(()) => Attempt::Delivered,
+            Err((error, refused)) => Attempt::Failed { error, refused },
         }
     }
 
@@ -495,9 +573,9 @@ impl Courier {
     /// a failure waits its back-off, an old or refused one is abandoned.
     fn settle(&self, channel: &Channel, mut d: Delivery, outcome: Attempt) {
         let now = self.clock.now();
-        d.attempts = d.attempts.saturating_add(1);
         match outcome {
             Attempt::Delivered => {
+                d.attempts = d.attempts.saturating_add(1);
                 self.metrics.notify.sent(channel.label, true);
                 tracing::info!(channel = %channel.id, key = %d.key, attempts = d.attempts, "notification delivered");
                 (d.state, d.done_at, d.last_error) = (DeliveryState::Delivered, Some(now), None);
@@ -508,11 +586,22 @@ impl Courier {
                 (d.state, d.done_at) = (DeliveryState::Delivered, Some(now));
                 d.last_error = Some(format!("sent by {holder}"));
             }
+            Attempt::Busy(holder) => {
+                tracing::debug!(channel = %channel.id, key = %d.key, %holder, "another replica is sending this; looking again soon");
+                let wait = jiff::SignedDuration::try_from(BUSY_WAIT).unwrap_or(jiff::SignedDuration::ZERO);
+                d.next_attempt_at = now.checked_add(wait).unwrap_or(now);
+            }
+            Attempt::TooOld => {
+                let error = format!("not delivered within {}", humantime::format_duration(outbox::MAX_AGE));
+                tracing::error!(channel = %channel.id, key = %d.key, attempts = d.attempts, "notification abandoned: {error}");
+                (d.state, d.done_at) = (DeliveryState::Abandoned, Some(now));
+                self.audit(channel, &d, "failed", &format!("abandoned: {error}"));
+                d.last_error = Some(error);
+            }
             Attempt::Failed { error, refused } => {
+                d.attempts = d.attempts.saturating_add(1);
                 self.metrics.notify.sent(channel.label, false);
-                let age = Duration::try_from(now.duration_since(d.created_at)).unwrap_or_default();
-                let give_up = age >= outbox::MAX_AGE || (refused && d.attempts >= outbox::MAX_REFUSALS);
-                if give_up {
+                if refused && d.attempts >= outbox::MAX_REFUSALS {
                     tracing::error!(channel = %channel.id, key = %d.key, attempts = d.attempts, %error, "notification abandoned");
                     (d.state, d.done_at) = (DeliveryState::Abandoned, Some(now));
                     self.audit(channel, &d, "failed", &format!("abandoned after {} attempts: {error}", d.attempts));
@@ -526,14 +615,17 @@ impl Courier {
             }
         }
         {
+            // Found by key, not position: a late outbox read may have re-sorted the queue.
             let mut book = lock(&self.book);
-            if let Some(queue) = book.queues.get_mut(&channel.id) {
-                match queue.front_mut() {
-                    Some(front) if front.key == d.key && d.state == DeliveryState::Pending => *front = d.clone(),
-                    Some(front) if front.key == d.key => {
-                        queue.pop_front();
+            if let Some(queue) = book.queues.get_mut(&channel.id)
+                && let Some(at) = queue.iter().position(|q| q.key == d.key)
+            {
+                if d.state == DeliveryState::Pending {
+                    if let Some(q) = queue.get_mut(at) {
+                        *q = d.clone();
                     }
-                    _ => {}
+                } else {
+                    queue.remove(at);
                 }
             }
         }
@@ -575,37 +667,20 @@ impl Courier {
 
     /// Re-sends every firing alert so Alertmanager does not resolve it by
     /// itself; alerts of incidents no longer open here are resolved.
-    async fn resend_loop(self: Arc<Self>, stop: CancellationToken) {
-        let Some(client) = self.channels.iter().find_map(|c| match &c.sender {
-            Sender::Alertmanager(client) => Some(client.clone()),
-            Sender::Webhook(_) => None,
-        }) else {
+    async fn resend_firing(&self, channel: &Channel) {
+        let Sender::Alertmanager(client) = &channel.sender else { return };
+        let alerts = self.still_firing();
+        if alerts.is_empty() {
             return;
-        };
-        let mut tick = tokio::time::interval(self.resend_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = tick.tick() => {}
+        }
+        match client.send(&alerts).await {
+            Ok(()) => {
+                self.metrics.notify.sent(channel.label, true);
+                tracing::debug!(alerts = alerts.len(), "firing alerts re-sent to Alertmanager");
             }
-            if !self.leadership.is_leader() {
-                continue;
-            }
-            let alerts = self.still_firing();
-            if alerts.is_empty() {
-                continue;
-            }
-            match client.send(&alerts).await {
-                Ok(()) => {
-                    self.metrics.notify.sent("alertmanager", true);
-                    tracing::debug!(alerts = alerts.len(), "firing alerts re-sent to Alertmanager");
-                }
-                Err(e) => {
-                    self.metrics.notify.sent("alertmanager", false);
-                    tracing::warn!(error = %e, alerts = alerts.len(), "cannot re-send firing alerts; next try in a minute");
-                }
+            Err(e) => {
+                self.metrics.notify.sent(channel.label, false);
+                tracing::warn!(error = %e, alerts = alerts.len(), "cannot re-send firing alerts; trying again at the next round");
             }
         }
     }
@@ -630,7 +705,11 @@ impl Courier {
         let mut alerts = Vec::new();
         let mut ended = Vec::new();
         for (incident, firing) in &book.firing {
-            if open.contains(incident) || pending_resolves.contains(incident) {
+            if pending_resolves.contains(incident) {
+                // Its resolve is queued: sending it firing now could land after the resolve.
+                continue;
+            }
+            if open.contains(incident) {
                 alerts.extend(firing.values().cloned());
             } else {
                 alerts.extend(firing.values().cloned().map(|a| a.resolved_at(now)));

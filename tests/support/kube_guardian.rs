@@ -69,12 +69,25 @@ pub struct Replica {
     kind: &'static str,
     guard_extra: String,
     customers: bool,
+    redis: Option<String>,
 }
 
 impl Replica {
     /// Guarding the nextgen-dashboard Deployment, acting for real.
     pub fn named(identity: &str) -> Self {
-        Self { identity: identity.to_owned(), kind: "Deployment", guard_extra: String::new(), customers: false }
+        Self {
+            identity: identity.to_owned(),
+            kind: "Deployment",
+            guard_extra: String::new(),
+            customers: false,
+            redis: None,
+        }
+    }
+
+    /// With `redis.url` set: in Kubernetes mode it only deduplicates notifications.
+    pub fn with_redis(mut self, url: &str) -> Self {
+        self.redis = Some(url.to_owned());
+        self
     }
 
     pub fn dry_run(mut self) -> Self {
@@ -206,7 +219,7 @@ listen: "127.0.0.1:0"
 storage: {{ url: "sqlite://guardian.db" }}
 api: {{ token_env: GUARD_TOKEN }}
 probing: {{ per_host_per_second: 1000 }}
-checks:
+{redis}checks:
   - name: payments-health
     url: "http://{d}/api/payments/health"
     interval: 1s
@@ -226,6 +239,7 @@ checks:
             kind = r.kind,
             extra = r.guard_extra,
             stale = STALE_AFTER.as_secs(),
+            redis = r.redis.as_ref().map(|u| format!("redis: {{ url: '{u}' }}\n")).unwrap_or_default(),
         )
     }
 

@@ -68,6 +68,17 @@ impl TestPrefix {
         ::redis::cmd("DEL").arg(format!("{}{suffix}", self.prefix)).query_async::<i64>(&mut conn).await.unwrap();
     }
 
+    /// Sets `{prefix}{suffix}` to `value` directly, without expiry.
+    pub async fn set(&self, suffix: &str, value: &str) {
+        let mut conn = connect().await;
+        ::redis::cmd("SET")
+            .arg(format!("{}{suffix}", self.prefix))
+            .arg(value)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+
     /// Increments the counter at `{prefix}{suffix}` directly.
     pub async fn incr(&self, suffix: &str) -> i64 {
         let mut conn = connect().await;
