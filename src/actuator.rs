@@ -402,6 +402,16 @@ impl Actuator {
     }
 
     fn tell_once(&self, target: &TargetRef, state: &RolloutState, cause: &Cause, why: &str) {
+        // Probes started before the rollback landed still fail while it rolls
+        // out: the breach has not outlived it yet. The breach is raised again
+        // while it lasts, so this is told then, if it does.
+        let back = self.view(target, state).rolled_back_to.as_deref() == Some(state.template.as_str());
+        if back && state.rolling_out {
+            if self.first_time(target, &format!("{why} on {}, while rolling back", state.template)) {
+                tracing::info!(target = %target, check = %cause.check, "not acting: {why}; the rollback is still rolling out, so people hear of it only if the breach outlives it");
+            }
+            return;
+        }
         if self.first_time(target, &format!("{why} on {}", state.template)) {
             tracing::warn!(target = %target, check = %cause.check, "not acting: {why}");
             let did = Did::LeftAlone { why: why.to_string() };

@@ -116,4 +116,15 @@ fn demo_plays_the_bad_rollout_story_and_exits_0() {
         at += found.unwrap_or_else(|| panic!("{want:?} missing or out of order in:\n{stdout}")) + 1;
     }
     assert!(stdout.contains("demo: ok"), "{stdout}");
+    // What the business team's webhook received, once each, in order.
+    let told: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.strip_prefix("business team notified ("))
+        .filter_map(|e| e.split_once("): ").map(|(event, _)| event))
+        .collect();
+    assert_eq!(told.first(), Some(&"incident_opened"), "{stdout}");
+    assert_eq!(told.last(), Some(&"incident_resolved"), "{stdout}");
+    let rollback = events.iter().find(|e| e.contains("rolled back from revision 2 to 1") && e.contains("action_taken"));
+    assert!(rollback.is_some(), "the rollback was told: {stdout}");
+    assert_eq!(told.iter().filter(|e| **e == "incident_opened").count(), 1, "{stdout}");
 }

@@ -6,8 +6,11 @@
 //! turns bad the moment a probe passes its 3 s budget, confirmation probes
 //! confirm it, the guardian pauses the rollout, rolls back to 1.8.1 and
 //! notifies; the gate says no-go until the incident closes and the rollout
-//! settles, then go. Exit 0 when the story played as expected.
+//! settles, then go. What the business team reads arrives at a webhook
+//! receiver on loopback (`inbox.rs`), delivered by the real notifier.
+//! Exit 0 when the story played as expected.
 
+mod inbox;
 mod story;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -20,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, Config, ConnUrl, GuardMode, MapEnv};
+use crate::config::{self, Config, ConnUrl, GuardMode, MapEnv, Webhook, WebhookFormat};
 use crate::gate::Backup;
 use crate::shutdown;
 use crate::sim::Simulator;
@@ -41,7 +44,8 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<u8> {
     let stop = CancellationToken::new();
     let sim = Simulator::start(IpAddr::V4(Ipv4Addr::LOCALHOST), [0, 0, 0], stop.clone()).await?;
-    let config = demo_config(&sim)?;
+    let (inbox, inbox_addr) = inbox::Inbox::start(stop.clone()).await?;
+    let config = demo_config(&sim, inbox_addr)?;
     seed_history(&config).await?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.context("cannot bind the demo API")?;
     let api = listener.local_addr()?;
@@ -60,9 +64,10 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     let cluster = app.guard.as_ref().and_then(|g| g.simulated.clone()).context("the demo needs the simulated guard")?;
     cluster.add(&story::dashboard(), story::GOOD);
     println!("guard: simulated cluster, nextgen-dashboard running {}", story::GOOD);
+    println!("business team's webhook: http://{inbox_addr}/business (generic format)");
     let running = app.start(listener, stop.clone());
     let story = tokio::select! {
-        story = story::play(&app, &sim, &cluster, args.duration) => Some(story),
+        story = story::play(&app, &sim, &cluster, &inbox, args.duration) => Some(story),
         () = shutdown::signal() => None,
     };
     println!("\n{}", story::table(&app.board.snapshot()));
@@ -73,8 +78,9 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     Ok(story.map_or(1, |s| s.verdict()))
 }
 
-/// The example config, pointed at this simulator's ports, on its own SQLite file.
-fn demo_config(sim: &Simulator) -> anyhow::Result<Config> {
+/// The example config, pointed at this simulator's ports, on its own SQLite
+/// file, notifying the demo's webhook receiver.
+fn demo_config(sim: &Simulator, inbox: std::net::SocketAddr) -> anyhow::Result<Config> {
     let text = EXAMPLE
         .replace("127.0.0.1:7000", &sim.landing().to_string())
         .replace("127.0.0.1:7001", &sim.dashboard().to_string())
@@ -84,6 +90,8 @@ fn demo_config(sim: &Simulator) -> anyhow::Result<Config> {
     // The embedded default, in a file of its own so a demo never mixes with a real guardian.db.
     config.storage_url = ConnUrl::new(format!("sqlite://{}", demo_db().display()));
     config.guard.mode = GuardMode::Simulated;
+    let url = url::Url::parse(&format!("http://{inbox}/business")).context("the demo's webhook URL")?;
+    config.notify.webhooks.push(Webhook { url, format: WebhookFormat::Generic });
     Ok(config)
 }
 

@@ -203,14 +203,13 @@ fn starts_at(m: &Message) -> Timestamp {
 fn description(m: &Message) -> String {
     let verb = if m.event == Event::IncidentResolved { "was" } else { "is" };
     let mut text = format!(
-        "{}.\n{} {verb} failing: {}.\nLatency budget {}: {} {} for {}.\nGuardian: {}.\nGate: {}.\nRevenue at risk: {}.",
+        "{}.\n{} {verb} failing for {}: {}.\nLatency budget {}: {}.\nGuardian: {}.\nGate: {}.\nRevenue at risk: {}.",
         m.title(),
         m.check,
+        format_duration(m.lasted),
         redact_url(&m.reason),
         format_duration(m.budget),
-        m.statistic.code(),
-        format_duration(m.observed),
-        format_duration(m.lasted),
+        m.observed_text(),
         m.action.describe(),
         m.gate.describe(),
         format_eur(m.revenue_at_risk_eur),
@@ -293,7 +292,7 @@ mod tests {
         assert_eq!(a.generator_url, None);
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["endsAt"], "2025-03-14T09:31:30Z");
-        assert!(json["annotations"]["description"].as_str().unwrap().contains("was failing: took 3.50s"));
+        assert!(json["annotations"]["description"].as_str().unwrap().contains("was failing for 90s: took 3.50s"));
     }
 
     #[test]

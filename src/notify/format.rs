@@ -44,7 +44,10 @@ fn facts(m: &Message) -> Vec<(String, String)> {
         ("Check".into(), m.check.clone()),
         ("What broke".into(), redact_url(&m.reason)),
         ("Budget".into(), format_duration(m.budget)),
-        (format!("Observed ({})", m.statistic.code()), format_duration(m.observed)),
+        (
+            format!("Observed ({})", m.statistic.code()),
+            if m.observed.is_zero() { "no answer yet".into() } else { format_duration(m.observed) },
+        ),
         (lasted.into(), format_duration(m.lasted)),
         ("Guardian did".into(), m.action.describe()),
         ("Gate".into(), m.gate.describe()),

@@ -101,17 +101,25 @@ impl Message {
     pub fn summary(&self) -> String {
         let (lead, verb) = if self.event == Event::IncidentResolved { ("resolved: ", "was") } else { ("", "is") };
         format!(
-            "{lead}{} {verb} failing for {}: {} (budget {}, {} {}) — {} — gate {} — {} at risk",
+            "{lead}{} {verb} failing for {}: {} (budget {}, {}) — {} — gate {} — {} at risk",
             self.check,
             format_duration(self.lasted),
             redact_url(&self.reason),
             format_duration(self.budget),
-            self.statistic.code(),
-            format_duration(self.observed),
+            self.observed_text(),
             self.action.describe(),
             self.gate.describe(),
             format_eur(self.revenue_at_risk_eur),
         )
+    }
+
+    /// `worst 3.50s`, or `no answer yet` while every probe is still running.
+    pub fn observed_text(&self) -> String {
+        if self.observed.is_zero() {
+            "no answer yet".into()
+        } else {
+            format!("{} {}", self.statistic.code(), format_duration(self.observed))
+        }
     }
 
     /// The status page URL with any password masked.
@@ -317,6 +325,15 @@ pub(super) mod tests {
             "payments-health is failing for 5m: took 3.50s, over its 3s budget (budget 3s, p95 3.52s) — Guardian did not act on nextgen-dashboard: \
              no previous revision to roll back to — gate NO-GO (check_failing, incident_open) — €0.50 at risk"
         );
+    }
+
+    #[test]
+    fn a_breach_seen_only_as_probes_still_running_says_no_answer_yet() {
+        let mut m = opened_with_rollback();
+        m.observed = Duration::ZERO;
+        assert_eq!(m.observed_text(), "no answer yet");
+        assert!(m.summary().contains("(budget 3s, no answer yet)"), "{}", m.summary());
+        assert_eq!(opened_with_rollback().observed_text(), "worst 3.50s");
     }
 
     #[test]

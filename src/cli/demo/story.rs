@@ -16,6 +16,8 @@ use crate::probe::CheckStatus;
 use crate::sim::{Fault, Simulator};
 use crate::units::format_duration;
 
+use super::inbox::Inbox;
+
 const FAULT_PATH: &str = "/api/payments/health";
 const FAULT_CHECK: &str = "payments-health";
 const FAULT_LATENCY_MS: u64 = 3_500;
@@ -100,7 +102,13 @@ fn event(t: Duration, text: &str) {
     println!("t+{:>5.1}s  >>> {text}", t.as_secs_f64());
 }
 
-pub async fn play(app: &App, sim: &Simulator, cluster: &Arc<MemoryCluster>, duration: Duration) -> Story {
+pub async fn play(
+    app: &App,
+    sim: &Simulator,
+    cluster: &Arc<MemoryCluster>,
+    inbox: &Inbox,
+    duration: Duration,
+) -> Story {
     let start = Instant::now();
     let mut tick = tokio::time::interval(TICK);
     let mut story = Story::default();
@@ -109,7 +117,8 @@ pub async fn play(app: &App, sim: &Simulator, cluster: &Arc<MemoryCluster>, dura
         tick.tick().await;
         let t = start.elapsed();
         drive(&mut story, app, sim, cluster, start, t, duration);
-        observe(&mut story, app, t).await;
+        observe(&mut story, app, t);
+        observe_inbox(&mut story, inbox, t);
         ticks += 1;
         if ticks.is_multiple_of(LINE_EVERY) {
             println!("t+{:>5.1}s  {}", t.as_secs_f64(), line(&app.board.snapshot()));
@@ -182,7 +191,7 @@ fn drive(
     }
 }
 
-async fn observe(story: &mut Story, app: &App, t: Duration) {
+fn observe(story: &mut Story, app: &App, t: Duration) {
     let snap = app.board.snapshot();
     let bad_others = snap.iter().filter(|c| c.name != FAULT_CHECK && c.last.is_some() && !c.up);
     story.others_bad.extend(bad_others.map(|c| c.name.clone()));
@@ -213,24 +222,20 @@ async fn observe(story: &mut Story, app: &App, t: Duration) {
             ),
         );
     }
-    observe_notices(story, app, t).await;
     observe_gate(story, app, t);
 }
 
-/// Notices land in the audit log (channel `log` until notifiers are configured).
-async fn observe_notices(story: &mut Story, app: &App, t: Duration) {
-    if story.paused.is_none() {
-        return;
+/// What reached the business team's webhook, once each.
+fn observe_inbox(story: &mut Story, inbox: &Inbox, t: Duration) {
+    let messages = inbox.messages();
+    for m in messages.iter().skip(story.notices) {
+        if m["action"] != "not_acted" {
+            story.notified.get_or_insert(t);
+        }
+        let summary = m["summary"].as_str().unwrap_or_default();
+        event(t, &format!("business team notified ({}): {summary}", m["event"].as_str().unwrap_or_default()));
     }
-    let _ = app.writer.flush_now().await;
-    let Ok(mut actions) = app.writer.store().actions(50).await else { return };
-    actions.reverse();
-    let notices: Vec<_> = actions.into_iter().filter(|a| a.action == "notify").collect();
-    for n in notices.iter().skip(story.notices) {
-        story.notified.get_or_insert(t);
-        event(t, &format!("business team notified: {}", n.detail.trim_start_matches("log: ")));
-    }
-    story.notices = story.notices.max(notices.len());
+    story.notices = story.notices.max(messages.len());
 }
 
 fn observe_gate(story: &mut Story, app: &App, t: Duration) {
