@@ -1,6 +1,6 @@
 //! Fault onset to pause, in simulated mode, and false rollbacks.
 //!
-//! `cargo bench --bench guard_onset -- [--pairs 10] [--rounds 3]`
+//! `cargo bench --bench guard_onset -- [--pairs 10] [--rounds 3] [--dead-receivers]`
 //!
 //! Each pair is a real simulator and a real guardian (in process) guarding
 //! nextgen-dashboard on `payments-health` (1 s interval, 3 s budget, 3 of 5,
@@ -10,6 +10,11 @@
 //! at 70 % of the budget. Onset is when the fault is set on the simulator; the
 //! pause is when the in-memory cluster received it. The fault starts at a
 //! random moment of the probe cycle, so the spread covers every phase.
+//!
+//! `--dead-receivers` also configures notifications that never get through:
+//! a Slack webhook that accepts connections and never answers (each send
+//! hangs until its 5 s timeout) and an Alertmanager on a closed port, to
+//! show that no receiver delays a pause or a rollback.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -51,9 +56,21 @@ async fn main() -> anyhow::Result<()> {
         value.map_or(Ok(default), |v| v.parse().with_context(|| format!("{name} {v}")))
     };
     let (pairs, rounds) = (flag("--pairs", 10)?, flag("--rounds", 3)?);
+    let dead_receivers = args.iter().any(|a| a == "--dead-receivers");
+    // Kept open so connections are accepted and never answered.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let notify = if dead_receivers {
+        format!(
+            "notify:\n  alertmanager: ['http://{closed}/']\n  webhooks:\n    - {{ url: 'http://{}/hook', format: slack }}\n",
+            hanging.local_addr()?
+        )
+    } else {
+        String::new()
+    };
     let started = Instant::now();
     // Joined, not spawned: building a guardian borrows its environment.
-    let done = futures_util::future::join_all((0..pairs).map(|_| pair(rounds))).await;
+    let done = futures_util::future::join_all((0..pairs).map(|_| pair(rounds, &notify))).await;
     let mut all = Tally::default();
     for t in done {
         let t = t?;
@@ -67,7 +84,8 @@ async fn main() -> anyhow::Result<()> {
         all.false_rollbacks += t.false_rollbacks;
         all.false_pauses += t.false_pauses;
     }
-    println!("guard_onset: {pairs} pairs × {rounds} rounds in {:.0} s", started.elapsed().as_secs_f64());
+    let receivers = if dead_receivers { ", every notification receiver dead" } else { "" };
+    println!("guard_onset: {pairs} pairs × {rounds} rounds in {:.0} s{receivers}", started.elapsed().as_secs_f64());
     println!("| fault | rollouts | p50 | p95 | p99 | max | goal |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     row("payments slowed to 3.5 s: pause", &mut all.slow, "4.5 s");
@@ -104,11 +122,11 @@ fn target() -> TargetRef {
     }
 }
 
-async fn pair(rounds: usize) -> anyhow::Result<Tally> {
+async fn pair(rounds: usize, notify: &str) -> anyhow::Result<Tally> {
     let stop = CancellationToken::new();
     let sim = Simulator::start(IpAddr::V4(Ipv4Addr::LOCALHOST), [0, 0, 0], stop.clone()).await?;
     let yaml = format!(
-        "environment: prod\nstorage: {{ url: 'sqlite::memory:' }}\nprobing: {{ per_host_per_second: 100 }}\nchecks:\n  - {{ name: payments-health, url: 'http://{}{PATH}', interval: 1s, budget: 3s, timeout: 6s }}\nguard:\n  mode: simulated\n  targets:\n    - {{ kind: Deployment, namespace: blueocean-nextgen-prod, name: nextgen-dashboard }}\n  breach: {{ window: 5, max_bad: 3, confirm_interval: 250ms }}\ngate: {{ stale_after: 8s }}\n",
+        "environment: prod\nstorage: {{ url: 'sqlite::memory:' }}\nprobing: {{ per_host_per_second: 100 }}\nchecks:\n  - {{ name: payments-health, url: 'http://{}{PATH}', interval: 1s, budget: 3s, timeout: 6s }}\nguard:\n  mode: simulated\n  targets:\n    - {{ kind: Deployment, namespace: blueocean-nextgen-prod, name: nextgen-dashboard }}\n  breach: {{ window: 5, max_bad: 3, confirm_interval: 250ms }}\ngate: {{ stale_after: 8s }}\n{notify}",
         sim.dashboard()
     );
     let config = config::parse(&yaml, "bench.yaml", &MapEnv(HashMap::new())).map_err(|e| anyhow::anyhow!("{e}"))?;
