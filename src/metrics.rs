@@ -25,6 +25,8 @@ pub struct Metrics {
     probes_total: IntCounterVec,
     probes_skipped: IntCounterVec,
     check_budget: GaugeVec,
+    check_interval: GaugeVec,
+    last_probe: GaugeVec,
     check_up: GaugeVec,
     state: StateGauges,
     pub guard: GuardMetrics,
@@ -67,6 +69,17 @@ impl Metrics {
                 Opts::new("guardian_check_budget_seconds", "Latency budget of the check"),
                 &["check"],
             )?,
+            check_interval: GaugeVec::new(
+                Opts::new("guardian_check_interval_seconds", "How often the check is probed"),
+                &["check"],
+            )?,
+            last_probe: GaugeVec::new(
+                Opts::new(
+                    "guardian_check_last_probe_timestamp_seconds",
+                    "When the check's last probe finished (unix seconds); 0 before the first",
+                ),
+                &["check"],
+            )?,
             check_up: GaugeVec::new(
                 Opts::new("guardian_check_up", "1 when the check is good now, 0 when bad"),
                 &["check"],
@@ -87,6 +100,8 @@ impl Metrics {
         self.registry.register(Box::new(self.probes_total.clone()))?;
         self.registry.register(Box::new(self.probes_skipped.clone()))?;
         self.registry.register(Box::new(self.check_budget.clone()))?;
+        self.registry.register(Box::new(self.check_interval.clone()))?;
+        self.registry.register(Box::new(self.last_probe.clone()))?;
         self.registry.register(Box::new(self.check_up.clone()))
     }
 
@@ -94,6 +109,8 @@ impl Metrics {
     fn seed(&self, checks: &[Check]) {
         for c in checks {
             self.check_budget.with_label_values(&[&c.name]).set(c.budget.as_secs_f64());
+            self.check_interval.with_label_values(&[&c.name]).set(c.interval.as_secs_f64());
+            self.last_probe.with_label_values(&[&c.name]).set(0.0);
             for o in crate::probe::Outcome::ALL {
                 self.probes_total.with_label_values(&[&c.name, o.code()]);
             }
@@ -126,6 +143,8 @@ impl ProbeObserver for Metrics {
                     self.probe_ttfb.with_label_values(&[&r.check]).observe(t.as_secs_f64());
                 }
                 self.probes_total.with_label_values(&[&r.check, r.outcome.code()]).inc();
+                let finished = r.started_at.as_millisecond() as f64 / 1e3 + r.latency.as_secs_f64();
+                self.last_probe.with_label_values(&[&r.check]).set(finished);
             }
             ProbeEvent::Skipped { check, reason } => {
                 self.probes_skipped.with_label_values(&[check, reason.code()]).inc()

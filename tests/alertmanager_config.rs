@@ -6,10 +6,13 @@
 //! Without amtool on PATH the amtool tests print a note and pass, except under
 //! `CI=true`, where they fail.
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+use support::tools::report;
 
 fn config_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("alerts/alertmanager.yml")
@@ -22,19 +25,7 @@ fn config() -> Value {
 
 /// Runs amtool with `args`; `None` when amtool is not on PATH (outside CI).
 fn amtool(args: &[&str]) -> Option<Output> {
-    match Command::new("amtool").args(args).output() {
-        Ok(out) => Some(out),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "amtool is not on PATH, and CI=true requires it");
-            eprintln!("amtool not on PATH (Debian package prometheus-alertmanager): skipped");
-            None
-        }
-        Err(e) => panic!("cannot run amtool: {e}"),
-    }
-}
-
-fn report(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    support::tools::run("amtool", args)
 }
 
 /// Asserts that `labels` route to exactly `receivers`, in order.

@@ -14,3 +14,4 @@ pub mod recorder;
 pub mod redis;
 pub mod replica;
 pub mod targets;
+pub mod tools;
