@@ -10,21 +10,12 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use guardian::app::App;
-use guardian::clock::SystemClock;
-use guardian::config::{self, MapEnv};
-use guardian::sim::Simulator;
 use serde_json::Value;
-use support::eventually::eventually;
+use support::exported::guardian_metrics;
 use support::tools::{report, run};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 fn path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -100,13 +91,6 @@ fn alerts_route_in_alertmanager_where_their_labels_say() {
     }
 }
 
-/// Metric names in a PromQL expression that the guardian would export:
-/// `guardian_…` identifiers (recorded series are `guardian:…` and skipped).
-fn guardian_metrics(expr: &str) -> BTreeSet<String> {
-    let re = regex::Regex::new(r"\bguardian_[a-zA-Z0-9_]+").unwrap();
-    re.find_iter(expr).map(|m| m.as_str().to_string()).collect()
-}
-
 /// Every metric the rules name, with the rule that names it.
 fn named_in_rules() -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -133,46 +117,11 @@ fn metric_names_are_found_in_expressions() {
 
 #[tokio::test]
 async fn every_metric_the_rules_use_is_exported_by_a_running_guardian() {
-    let stop = CancellationToken::new();
-    let sim = Simulator::start(IpAddr::V4(Ipv4Addr::LOCALHOST), [0, 0, 0], stop.clone()).await.unwrap();
-    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let yaml = format!(
-        r#"environment: prod
-storage: {{ url: 'sqlite::memory:' }}
-checks:
-  - {{ name: payments-health, url: "http://{d}/api/payments/health", interval: 1s, budget: 3s }}
-slos:
-  - {{ name: payments, checks: [payments-health], objective: 0.999, window: 30d }}
-guard:
-  mode: simulated
-  targets:
-    - {{ kind: Deployment, namespace: blueocean-nextgen-prod, name: nextgen-dashboard }}
-notify:
-  alertmanager: ['http://{receiver}/']
-  webhooks:
-    - {{ url: 'http://{receiver}/hook', format: slack }}
-"#,
-        d = sim.dashboard()
-    );
-    let env = MapEnv(HashMap::new());
-    let config = config::parse(&yaml, "rules.yaml", &env).unwrap_or_else(|e| panic!("{e}"));
-    let app = App::build(config, Arc::new(SystemClock), &env).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap();
-    let _running = app.start(listener, stop.clone());
-    eventually(Duration::from_secs(5), "a first probe", || async { app.board.snapshot().iter().all(|c| c.up) }).await;
-    let text = reqwest::get(format!("http://{api}/metrics")).await.unwrap().text().await.unwrap();
-    let exported: BTreeSet<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .filter(|name| !name.is_empty())
-        .collect();
+    let exported = support::exported::metric_names().await;
     let missing: Vec<String> = named_in_rules()
         .into_iter()
         .filter(|(metric, _)| !exported.contains(metric.as_str()))
         .map(|(metric, rule)| format!("{metric} (in {rule})"))
         .collect();
-    stop.cancel();
     assert!(missing.is_empty(), "named by the rules, not exported: {missing:?}\nexported: {exported:?}");
 }

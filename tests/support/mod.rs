@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod eventually;
+pub mod exported;
 pub mod fake_apiserver;
 pub mod guardian;
 pub mod kube_guardian;
