@@ -85,7 +85,9 @@ impl StateGauges {
         let go = s.gatekeeper.decide(s.environment, None).go;
         self.gate_go.set(if go { 1.0 } else { 0.0 });
         self.incidents_open.set(s.history.open_incidents().len() as f64);
-        self.revenue_at_risk.set(s.history.revenue_at_risk());
+        // Never "-0": a sum of nothing can come out negative zero, which dashboards print as "-€0".
+        let at_risk = s.history.revenue_at_risk();
+        self.revenue_at_risk.set(if at_risk > 0.0 { at_risk } else { 0.0 });
         let health = s.writer.health();
         self.storage_up.set(if health.reachable { 1.0 } else { 0.0 });
         self.storage_queued.set(health.queued as f64);

@@ -55,6 +55,8 @@ notify:
     eventually(Duration::from_secs(5), "a first probe", || async { app.board.snapshot().iter().all(|c| c.up) }).await;
     let text = reqwest::get(format!("http://{api}/metrics")).await.unwrap().text().await.unwrap();
     stop.cancel();
+    // With nothing at risk the figure is 0, never "-0" (dashboards would print "-€0").
+    assert!(text.contains("guardian_revenue_at_risk_eur{environment=\"prod\"} 0\n"), "{text}");
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(['{', ' ']).next())

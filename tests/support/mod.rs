@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 pub mod alertmanager;
+pub mod dashboards;
 pub mod eventually;
 pub mod exported;
 pub mod fake_apiserver;
