@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::audit::ActionRecord;
 use crate::clock::Clock;
@@ -293,16 +294,22 @@ impl Actuator {
         cause: &Cause,
         why: &str,
     ) -> Result<(), ClusterError> {
+        let span = action_span(target, "pause", &cause.check);
         let why = if why.is_empty() { cause.reason.clone() } else { format!("{}; {why}", cause.reason) };
         let now = self.clock.now();
         let id = format!("pause:{target}:{}:{}", state.template, now.as_millisecond());
         self.record(&id, "intent", target, "pause", cause, &why);
         // A refused fence is recorded like a failed call: the intent never stands alone.
-        let sent = match self.fence(target).await {
-            Ok(()) => timed(target, self.cluster.pause(target, &why, now)).await,
-            Err(e) => Err(e),
-        };
+        let sent = async {
+            match self.fence(target).await {
+                Ok(()) => timed(target, self.cluster.pause(target, &why, now)).await,
+                Err(e) => Err(e),
+            }
+        }
+        .instrument(span.clone())
+        .await;
         let took = cause.since.elapsed().as_secs_f64();
+        end_action_span(&span, sent.as_ref().err(), took);
         match &sent {
             Ok(()) => {
                 self.metrics.guard.action(target, "pause", "ok");
@@ -335,6 +342,7 @@ impl Actuator {
         cause: &Cause,
         after_pause: bool,
     ) -> Result<(), ClusterError> {
+        let span = action_span(target, "rollback", &cause.check);
         let id = format!("rollback:{target}:{}", state.template);
         let intent = self.action_record(&id, "intent", target, "rollback", cause, &cause.reason);
         // Written before the patch, but a storage outage must not hold a rollback back.
@@ -343,11 +351,16 @@ impl Actuator {
             Ok(Ok(())) => {}
             _ => self.writer.enqueue(intent),
         }
-        let sent = match self.fence(target).await {
-            Ok(()) => timed(target, self.cluster.roll_back(target, &state.template)).await,
-            Err(e) => Err(e),
-        };
+        let sent = async {
+            match self.fence(target).await {
+                Ok(()) => timed(target, self.cluster.roll_back(target, &state.template)).await,
+                Err(e) => Err(e),
+            }
+        }
+        .instrument(span.clone())
+        .await;
         let took = cause.since.elapsed().as_secs_f64();
+        end_action_span(&span, sent.as_ref().err(), took);
         match &sent {
             Ok(done) => {
                 lock(&self.rolled_back).insert((target.clone(), state.template.clone()));
@@ -533,6 +546,37 @@ async fn timed<T>(
             detail: format!("no answer within {}", humantime::format_duration(CALL_TIMEOUT)),
         })
     })
+}
+
+/// The span of one pause or rollback attempt, exported with the probe
+/// spans (see `telemetry`).
+fn action_span(target: &TargetRef, action: &'static str, check: &str) -> tracing::Span {
+    tracing::info_span!(
+        "action",
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        target = %target,
+        action,
+        check,
+        outcome = tracing::field::Empty,
+        breach_to_action_seconds = tracing::field::Empty,
+    )
+}
+
+/// Records how the attempt ended (`ok`; `conflict` or `retry`, both tried
+/// again; `failed`) and the seconds since the breach was confirmed.
+fn end_action_span(span: &tracing::Span, error: Option<&ClusterError>, took: f64) {
+    let outcome = match error {
+        None => "ok",
+        Some(ClusterError::Conflict(_)) => "conflict",
+        Some(e) if e.is_transient() => "retry",
+        Some(_) => "failed",
+    };
+    span.record("outcome", outcome);
+    span.record("breach_to_action_seconds", took);
+    if error.is_some() {
+        span.record("otel.status_code", "error");
+    }
 }
 
 /// Which cause wins when two wait for one worker: evidence of a breach the

@@ -21,7 +21,7 @@
 //! - `audit`, `migration` — the action audit log and declared migrations.
 //! - `sim`      — the NEXTGEN business API simulator (`guardian sim`, demo, tests, benches).
 //! - `units`    — parsing durations (`250ms`) and sizes (`1MiB`) as SPEC writes them.
-//! - `telemetry`, `clock`, `shutdown` — logging, wall time, stop signals.
+//! - `telemetry`, `clock`, `shutdown` — logging and OpenTelemetry tracing, wall time, stop signals.
 
 pub mod actuator;
 pub mod api;

@@ -1,15 +1,21 @@
 //! Sends one probe over HTTP (reqwest, rustls) and measures it: time to the
 //! response head and to the last body byte, under a hard timeout, reading at
 //! most `max_body` bytes so a hostile or broken target cannot exhaust memory.
+//! Each probe is a `probe` span (kind client), and carries its W3C
+//! `traceparent` when span export is on (see `telemetry`), so the target's
+//! own traces join it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::baseline::Baselines;
-use super::outcome::{Fetched, ProbeResult, judge};
+use super::outcome::{Fetched, Outcome, ProbeResult, judge};
 use crate::clock::Clock;
 use crate::config::Check;
 use crate::units::{format_duration, format_size};
@@ -62,6 +68,22 @@ impl Prober {
     /// Probes `check` once. `over_budget` is called once, at the moment the
     /// budget elapses, if the probe is still running then, with its start time.
     pub async fn probe(&self, check: &Check, over_budget: impl FnOnce(jiff::Timestamp)) -> ProbeResult {
+        let span = probe_span(check);
+        let result = self.measure(check, over_budget).instrument(span.clone()).await;
+        if !span.is_disabled() {
+            span.record("outcome", result.outcome.code());
+            span.record("latency_ms", result.latency.as_millis() as i64);
+            if let Some(status) = result.status {
+                span.record("http.response.status_code", i64::from(status));
+            }
+            if result.outcome == Outcome::Failed {
+                span.record("otel.status_code", "error");
+            }
+        }
+        result
+    }
+
+    async fn measure(&self, check: &Check, over_budget: impl FnOnce(jiff::Timestamp)) -> ProbeResult {
         let started_at = self.clock.now();
         let start = Instant::now();
         let fetch = tokio::time::timeout(check.timeout, self.fetch(check, start));
@@ -108,6 +130,7 @@ impl Prober {
         for (name, value) in &check.headers {
             request = request.header(name, value);
         }
+        request = with_trace_context(request);
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return Fetched::Failure { ttfb: None, status: None, reason: describe(&e, check) },
@@ -121,6 +144,36 @@ impl Prober {
             Err(reason) => Fetched::Failure { ttfb: Some(ttfb), status: Some(status), reason },
         }
     }
+}
+
+/// The span of one probe; the URL is computed only when someone listens,
+/// and never with its password. Header values are never recorded. Numbers
+/// are i64: the OpenTelemetry bridge would export a u64 as a string.
+fn probe_span(check: &Check) -> tracing::Span {
+    let span = tracing::info_span!(
+        "probe",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        check = %check.name,
+        url = Empty,
+        budget_ms = check.budget.as_millis() as i64,
+        outcome = Empty,
+        latency_ms = Empty,
+        http.response.status_code = Empty,
+    );
+    if !span.is_disabled() {
+        span.record("url", crate::config::redact_url(check.url.as_str()));
+    }
+    span
+}
+
+/// Adds the current span's W3C `traceparent` (and `tracestate`). Without
+/// span export no propagator is set, and nothing is added.
+fn with_trace_context(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    let context = tracing::Span::current().context();
+    let mut fields = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut fields));
+    fields.into_iter().fold(request, |r, (name, value)| r.header(name, value))
 }
 
 /// A redirect target as it may be shown: no password, at most 200 characters.
