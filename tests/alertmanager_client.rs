@@ -11,40 +11,12 @@ mod support;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use guardian::config::Environment;
-use guardian::notify::{Action, Alert, AlertmanagerClient, AlertmanagerError, Event, GateState, Message, Statistic};
+use guardian::notify::{Alert, AlertmanagerClient, AlertmanagerError};
 use support::alertmanager::RealAlertmanager;
 use support::eventually::eventually;
+use support::messages::{at, opened, resolved};
 use support::recorder::Recorder;
 use url::Url;
-
-/// payments-health breached in prod at `at` (42 s over budget); the dashboard was rolled back.
-fn opened(incident: &str, at: jiff::Timestamp) -> Message {
-    Message {
-        environment: Environment::Prod,
-        event: Event::IncidentOpened,
-        incident: incident.into(),
-        check: "payments-health".into(),
-        reason: "took 3.50s, over its 3s budget".into(),
-        budget: Duration::from_secs(3),
-        statistic: Statistic::Worst,
-        observed: Duration::from_millis(3_500),
-        lasted: Duration::from_secs(42),
-        at,
-        action: Action::RolledBack { target: "nextgen-dashboard".into(), paused: true, from: 2, to: 1 },
-        gate: GateState { go: false, reasons: vec!["incident_open".into()] },
-        revenue_at_risk_eur: 1234.56,
-        status_page: Some(Url::parse("https://ops:s3cret@guardian.example/status").unwrap()),
-    }
-}
-
-fn resolved(incident: &str, at: jiff::Timestamp) -> Message {
-    Message { event: Event::IncidentResolved, lasted: Duration::from_secs(90), ..opened(incident, at) }
-}
-
-fn at(text: &str) -> jiff::Timestamp {
-    text.parse().unwrap()
-}
 
 #[tokio::test]
 async fn alerts_are_posted_as_api_v2_json_with_spec_labels_and_annotations() {

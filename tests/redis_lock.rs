@@ -206,14 +206,14 @@ async fn a_leader_rides_out_a_short_outage_and_leads_again_with_the_same_token()
     eprintln!("a stopped leading {:?} after Redis went away", cut.elapsed());
     assert!(cut.elapsed() >= Duration::from_secs(2), "a kept leading until its validity ran out");
     let health = a.lock.redis_health();
-    assert!(!health.reachable && !a.lock.reachable());
+    assert!(!health.reachable && !a.lock.redis_health().reachable);
     assert!(health.last_error.as_deref().is_some_and(|e| e.contains(&proxy.url())), "{health:?}");
     assert!(!a.lock.confirm().await);
 
     proxy.restore();
     eventually(Duration::from_secs(2), "a leads again", || async { a.leads() }).await;
     assert_eq!(a.lock.fencing_token(), Some(token), "a renewal, not a new acquisition");
-    assert!(a.lock.reachable());
+    assert!(a.lock.redis_health().reachable);
     assert!(a.lock.confirm().await);
     a.stop().await;
 }
@@ -280,7 +280,7 @@ async fn an_unreachable_redis_fails_every_call_fast_names_its_url_and_never_lead
     }
     assert!(!lock.confirm().await);
     assert_eq!(lock.holder(), None);
-    assert!(!lock.reachable() && lock.redis_health().last_error.is_some());
+    assert!(!lock.redis_health().reachable && lock.redis_health().last_error.is_some());
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(3), task).await.expect("run returns after stop").unwrap();
 }

@@ -5,32 +5,15 @@
 
 mod support;
 
-use std::time::Duration;
-
 use axum::http::StatusCode;
-use guardian::config::{Environment, Webhook, WebhookFormat};
-use guardian::notify::{Action, Event, GateState, Message, Statistic, WebhookError, WebhookSender, render};
+use guardian::config::{Webhook, WebhookFormat};
+use guardian::notify::{Message, WebhookError, WebhookSender, render};
 use support::recorder::Recorder;
 use url::Url;
 
 /// payments-health breached in prod; the dashboard was paused and rolled back.
 fn opened_with_rollback() -> Message {
-    Message {
-        environment: Environment::Prod,
-        event: Event::IncidentOpened,
-        incident: "inc-42".into(),
-        check: "payments-health".into(),
-        reason: "took 3.50s, over its 3s budget".into(),
-        budget: Duration::from_secs(3),
-        statistic: Statistic::Worst,
-        observed: Duration::from_millis(3_500),
-        lasted: Duration::from_secs(42),
-        at: "2025-03-14T09:30:42Z".parse().unwrap(),
-        action: Action::RolledBack { target: "nextgen-dashboard".into(), paused: true, from: 2, to: 1 },
-        gate: GateState { go: false, reasons: vec!["incident_open".into()] },
-        revenue_at_risk_eur: 1234.56,
-        status_page: Some(Url::parse("https://guardian.example/status").unwrap()),
-    }
+    support::messages::opened("inc-42", support::messages::at("2025-03-14T09:30:42Z"))
 }
 
 fn sender(url: &str, format: WebhookFormat) -> WebhookSender {

@@ -154,11 +154,6 @@ impl RedisLock {
         self.coord.health()
     }
 
-    /// Whether the last Redis call went through.
-    pub fn reachable(&self) -> bool {
-        self.coord.health().reachable
-    }
-
     async fn elect(&self, stop: &CancellationToken) {
         let mut failing = false;
         loop {

@@ -207,12 +207,6 @@ impl Courier {
         }
     }
 
-    /// Deliveries still waiting, per channel id (for tests and the status API).
-    pub fn queued(&self) -> BTreeMap<String, usize> {
-        let book = lock(&self.book);
-        self.channels.iter().map(|c| (c.id.clone(), book.queues.get(&c.id).map_or(0, VecDeque::len))).collect()
-    }
-
     async fn intake_loop(
         self: Arc<Self>,
         mut intake: mpsc::UnboundedReceiver<Input>,

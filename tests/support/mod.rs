@@ -10,6 +10,7 @@ pub mod exported;
 pub mod fake_apiserver;
 pub mod guardian;
 pub mod kube_guardian;
+pub mod messages;
 pub mod otlp;
 pub mod postgres;
 pub mod promtext;
