@@ -172,3 +172,25 @@ fn passwords_in_connection_urls_never_show() {
     let err = config::parse(bad, "t.yaml", &MapEnv::default()).unwrap_err().to_string();
     assert!(err.contains("http://admin:***@nextgen:99999/x") && !err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn connection_urls_take_their_secrets_from_variables_and_never_show_them() {
+    let yaml = "environment: prod\nstorage: { url: '${PG_URL}' }\nredis: { url: 'redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0' }\nchecks:\n  - { name: p, url: 'http://127.0.0.1:1/', budget: 1s }\n";
+    let vars = env(&[("PG_URL", "postgres://guardian:pg-s3cret@db:5432/guardian"), ("REDIS_PASSWORD", "rd-s3cret")]);
+    let c = config::parse(yaml, "t.yaml", &vars).unwrap();
+    assert_eq!(c.storage_url.expose(), "postgres://guardian:pg-s3cret@db:5432/guardian");
+    assert_eq!(c.redis_url.as_ref().unwrap().expose(), "redis://:rd-s3cret@127.0.0.1:6379/0");
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("pg-s3cret") && !shown.contains("rd-s3cret"), "a password leaked: {shown}");
+
+    // Unset: the error names the variable and where it is used.
+    let err = config::parse(yaml, "t.yaml", &env(&[("PG_URL", "postgres://db/g")])).unwrap_err();
+    assert_eq!(err.lines(), vec!["t.yaml:3:15: redis.url: environment variable REDIS_PASSWORD is not set".to_string()]);
+    // Expanded to something that is not a database URL: said, without the value's password.
+    let err =
+        config::parse(yaml, "t.yaml", &env(&[("PG_URL", "mysql://u:pw@db/g"), ("REDIS_PASSWORD", "x")])).unwrap_err();
+    assert_eq!(
+        err.lines(),
+        vec!["t.yaml:2:17: storage.url: \"mysql://u:***@db/g\" is neither sqlite://… nor postgres://…".to_string()]
+    );
+}

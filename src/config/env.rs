@@ -1,4 +1,4 @@
-//! `${VAR}` expansion in header values, behind a small `Env` seam so tests
+//! `${VAR}` expansion in header values and connection URLs, behind a small `Env` seam so tests
 //! fill it from a map, and the `Secret` type that keeps values out of logs.
 
 use std::collections::HashMap;

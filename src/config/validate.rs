@@ -22,9 +22,9 @@ pub fn config(raw: RawConfig, env: &dyn Env) -> Result<Config, Vec<Problem>> {
     let api_token_env = raw_token.and_then(|t| token_env(&mut p, t));
     let api_requests_per_second =
         positive(&mut p, raw_rps, "api.requests_per_second", defaults::API_REQUESTS_PER_SECOND);
-    let storage_url = storage_url(&mut p, raw.storage.and_then(|s| s.url));
+    let storage_url = storage_url(&mut p, raw.storage.and_then(|s| s.url), env);
     let (redis_url, redis_key_prefix) = match raw.redis {
-        Some(r) => (redis_url(&mut p, r.url), r.key_prefix.and_then(|k| key_prefix(&mut p, k))),
+        Some(r) => (redis_url(&mut p, r.url, env), r.key_prefix.and_then(|k| key_prefix(&mut p, k))),
         None => (None, None),
     };
     let arr_eur = arr(&mut p, raw.business.and_then(|b| b.arr_eur));
@@ -117,8 +117,22 @@ fn token_env(p: &mut Problems, raw: Spanned<String>) -> Option<String> {
     ok.then_some(raw.value)
 }
 
-fn storage_url(p: &mut Problems, raw: Option<Spanned<String>>) -> ConnUrl {
+/// Connection URLs carry passwords, so clusters fill them from Secrets as
+/// `${VAR}`; the value is expanded before it is checked, and only the
+/// variable's name ever appears in an error.
+fn expanded(p: &mut Problems, raw: Spanned<String>, path: &str, env: &dyn Env) -> Option<Spanned<String>> {
+    match super::env::expand(&raw.value, env) {
+        Ok(value) => Some(Spanned { value, ..raw }),
+        Err(e) => {
+            p.at(&raw, path, e);
+            None
+        }
+    }
+}
+
+fn storage_url(p: &mut Problems, raw: Option<Spanned<String>>, env: &dyn Env) -> ConnUrl {
     let Some(raw) = raw else { return ConnUrl::new(defaults::STORAGE_URL.to_string()) };
+    let Some(raw) = expanded(p, raw, "storage.url", env) else { return ConnUrl::new(String::new()) };
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if !known.iter().any(|k| raw.value.starts_with(k)) {
         p.at(&raw, "storage.url", format!("{:?} is neither sqlite://… nor postgres://…", redact_url(&raw.value)));
@@ -126,7 +140,8 @@ fn storage_url(p: &mut Problems, raw: Option<Spanned<String>>) -> ConnUrl {
     ConnUrl::new(raw.value)
 }
 
-fn redis_url(p: &mut Problems, raw: Spanned<String>) -> Option<ConnUrl> {
+fn redis_url(p: &mut Problems, raw: Spanned<String>, env: &dyn Env) -> Option<ConnUrl> {
+    let raw = expanded(p, raw, "redis.url", env)?;
     match url::Url::parse(&raw.value) {
         Ok(u) if matches!(u.scheme(), "redis" | "rediss") => Some(ConnUrl::new(raw.value)),
         _ => {
