@@ -55,11 +55,7 @@ impl Simulator {
         }
         let faults = Faults::default();
         let domains = data::portfolio();
-        let bodies = [
-            Bodies::business("nextgen-landing", &domains),
-            Bodies::business("nextgen-dashboard", &domains),
-            Bodies::admin(),
-        ];
+        let bodies = [Bodies::landing(&domains), Bodies::business("nextgen-dashboard", &domains), Bodies::admin()];
         let mut servers = Vec::with_capacity(3);
         for ((server, listener), bodies) in SERVERS.into_iter().zip(listeners).zip(bodies) {
             let app = routes::router(Arc::new(bodies), faults.clone(), stop.clone());

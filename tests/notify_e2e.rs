@@ -13,7 +13,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -22,13 +22,14 @@ use axum::http::StatusCode;
 use guardian::app::App;
 use guardian::clock::SystemClock;
 use guardian::config::{self, MapEnv};
-use guardian::sim::{Fault, Simulator};
+use guardian::sim::Fault;
 use serde_json::Value;
 use support::alertmanager::RealAlertmanager;
 use support::eventually::eventually;
 use support::promtext::sample;
 use support::recorder::{Recorder, Seen};
 use support::redis::TestPrefix;
+use support::sim::Sim;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -59,30 +60,13 @@ impl Drop for Running {
     }
 }
 
-struct Sim {
-    sim: Simulator,
-    stop: CancellationToken,
-}
-
 impl Sim {
-    async fn start() -> Self {
-        let stop = CancellationToken::new();
-        let sim = Simulator::start(IpAddr::V4(Ipv4Addr::LOCALHOST), [0, 0, 0], stop.clone()).await.unwrap();
-        Self { sim, stop }
-    }
-
     fn fail_payments(&self) {
         self.sim.faults().set(Fault { status: Some(503), error_rate: 1.0, ..Fault::on("/api/payments/health") });
     }
 
     fn heal(&self) {
         self.sim.faults().clear();
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.stop.cancel();
     }
 }
 

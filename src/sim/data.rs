@@ -100,6 +100,11 @@ fn monthly(arr_eur: u64) -> f64 {
     eur((arr_eur * 100 + 6) / 12)
 }
 
+/// The landing's home page, as JSON like every body here.
+pub fn landing_home() -> Value {
+    json!({ "page": "home", "service": "nextgen-landing", "version": VERSION, "domains_offered": 230 })
+}
+
 pub fn health(service: &str) -> Value {
     json!({
         "status": "ok",

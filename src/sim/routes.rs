@@ -53,6 +53,14 @@ impl Bodies {
         ])
     }
 
+    /// The landing serves the business API too, and its home page (the
+    /// staging validation's `landing-home` check).
+    pub(crate) fn landing(domains: &[data::Domain]) -> Bodies {
+        let mut bodies = Self::business("nextgen-landing", domains);
+        bodies.0.insert("/", Bytes::from(data::landing_home().to_string()));
+        bodies
+    }
+
     pub(crate) fn admin() -> Bodies {
         Bodies::from([("/api/health", data::health("nextgen-admin")), ("/api/admin/health", data::admin_health())])
     }

@@ -17,5 +17,6 @@ pub mod promtext;
 pub mod recorder;
 pub mod redis;
 pub mod replica;
+pub mod sim;
 pub mod targets;
 pub mod tools;
