@@ -60,6 +60,30 @@ impl Bench {
     }
 
     fn command(&self, script: &str, args: &[&str]) -> tokio::process::Command {
+        let mut c = self.command_of(&Path::new(SCRIPTS).join(script));
+        c.args(args);
+        c
+    }
+
+    /// `script` at a terminal (util-linux `script` gives it one), typing `typed`.
+    async fn run_typing(&self, script: &str, args: &str, typed: &str) -> Run {
+        let line = format!("{} {args}", Path::new(SCRIPTS).join(script).display());
+        let mut c = self.command_of(Path::new("script"));
+        c.args(["-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // Typed once the prompt is up, as a person would.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, format!("{typed}\n").as_bytes()).await.unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+        drop(stdin);
+        Run::from(out)
+    }
+
+    fn command_of(&self, program: &Path) -> tokio::process::Command {
         let guardian_bin = Path::new(env!("CARGO_BIN_EXE_guardian")).parent().unwrap();
         let path = format!(
             "{}:{}:{}",
@@ -67,9 +91,8 @@ impl Bench {
             guardian_bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut c = tokio::process::Command::new(Path::new(SCRIPTS).join(script));
-        c.args(args)
-            .env("PATH", path)
+        let mut c = tokio::process::Command::new(program);
+        c.env("PATH", path)
             .env("KUBECTL_LOG", self.path("kubectl.log"))
             .env("GUARDIAN_URL", &self.guardian_url)
             .env("GUARDIAN_API_TOKEN", TOKEN)
@@ -355,6 +378,19 @@ async fn the_prod_deploy_refuses_without_the_exact_confirmation() {
     let rollback = bench.run("rollback-nextgen-prod.sh", &["--confirm", "yes"]).await;
     assert_eq!(rollback.code, 3, "{rollback:?}");
     assert!(bench.kubectl_calls().is_empty());
+    if !tool("script") {
+        return;
+    }
+    // Typed at a terminal: the prompt names the phrase; a near miss is refused, the phrase is taken.
+    let typed = bench.run_typing("deploy-nextgen-prod.sh", "--image-tag 1.8.2", "DEPLOY NEXTGEN PROD").await;
+    assert_eq!(typed.code, 3, "{typed:?}");
+    assert!(typed.stdout.contains(&format!("Type exactly: {CONFIRMATION}")), "{typed:?}");
+    assert!(typed.stdout.contains("refused: the confirmation must be exactly"), "{typed:?}");
+    let closed = Bench::new("http://127.0.0.1:1").with_db(&db);
+    let typed = closed.run_typing("deploy-nextgen-prod.sh", "--image-tag 1.8.2", CONFIRMATION).await;
+    assert_eq!(typed.code, 3, "{typed:?}");
+    assert!(typed.stdout.contains("confirmed") && typed.stdout.contains("does not answer"), "{typed:?}");
+    assert!(bench.kubectl_calls().is_empty() && closed.kubectl_calls().is_empty());
 }
 
 #[tokio::test]
