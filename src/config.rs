@@ -147,12 +147,13 @@ impl std::fmt::Debug for Check {
 }
 
 impl Check {
-    /// The URL as it may be shown to people: no user or password.
+    /// The URL as it may be shown to people: no user or password, and no
+    /// credential in its query.
     pub fn display_url(&self) -> String {
         let mut url = self.url.clone();
         let _ = url.set_username("");
         let _ = url.set_password(None);
-        url.to_string()
+        validate::mask_password_params(url.as_str())
     }
 }
 
@@ -250,10 +251,20 @@ pub enum WebhookFormat {
     Generic,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Webhook {
     pub url: url::Url,
     pub format: WebhookFormat,
+}
+
+/// The URL is a credential (Slack and Teams put the secret in it).
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &format_args!("{}://{}/…", self.url.scheme(), self.url.host_str().unwrap_or("?")))
+            .field("format", &self.format)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -36,14 +36,15 @@ async fn each_format_posts_the_rendered_body_as_json() {
 }
 
 #[tokio::test]
-async fn a_refusal_names_the_status_and_the_url_without_its_password() {
+async fn a_refusal_names_the_status_and_the_host_never_the_url_s_secrets() {
     let server = Recorder::start(StatusCode::INTERNAL_SERVER_ERROR).await;
-    let url = format!("http://user:secret@{}/hook", server.addr);
+    // Slack-style: the secret is the path; Teams-style: a signature in the query; and a password.
+    let url = format!("http://user:secret@{}/services/T0/B0/secret-path?sig=secret-sig", server.addr);
     let err = sender(&url, WebhookFormat::Generic).send(&opened_with_rollback()).await.unwrap_err();
     assert!(matches!(err, WebhookError::Rejected { status: 500, .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("500"), "{text}");
-    assert!(text.contains(&format!("http://user:***@{}/hook", server.addr)), "{text}");
+    assert!(text.contains(&format!("http://{}/… (webhook ", server.addr)), "{text}");
     assert!(text.contains("boom"), "{text}");
     assert!(!text.contains("secret"), "{text}");
     assert!(!format!("{err:?}").contains("secret"), "{err:?}");

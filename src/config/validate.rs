@@ -252,18 +252,26 @@ fn mask_userinfo(text: &str) -> String {
     }
 }
 
-/// `?password=…` and `sslpassword=…` (PostgreSQL URLs) are masked too.
-fn mask_password_params(text: &str) -> String {
+/// Query parameters that carry credentials are masked too: `password=` and
+/// `sslpassword=` (PostgreSQL URLs), tokens, keys, secrets and signatures
+/// (`access_token=`, `api_key=`, `sig=` as in Teams' workflow URLs).
+pub fn mask_password_params(text: &str) -> String {
     let Some(q) = text.find('?') else { return text.to_string() };
     let (head, query) = text.split_at(q + 1);
     let parts: Vec<String> = query
         .split('&')
         .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.to_ascii_lowercase().ends_with("password") => format!("{k}=***"),
+            Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
             _ => kv.to_string(),
         })
         .collect();
     format!("{head}{}", parts.join("&"))
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "passwd", "pwd", "key", "sig", "signature"].iter().any(|s| name.ends_with(s))
+        || ["token", "secret", "auth"].iter().any(|s| name.contains(s))
 }
 
 #[cfg(test)]
@@ -280,6 +288,10 @@ mod tests {
         assert_eq!(
             redact_url("postgres://db/g?user=x&password=hunter2&sslpassword=p"),
             "postgres://db/g?user=x&password=***&sslpassword=***"
+        );
+        assert_eq!(
+            redact_url("https://h/hook?sig=abc&sv=1.0&access_token=t&api_key=k&check=1"),
+            "https://h/hook?sig=***&sv=1.0&access_token=***&api_key=***&check=1"
         );
     }
 }

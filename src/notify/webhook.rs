@@ -3,7 +3,7 @@
 //!
 //! No retries here: the outbox retries a failed send, with back-off, so a
 //! receiver that is down never delays a pause or a rollback. Errors name the
-//! webhook's URL with any password masked.
+//! webhook by host and tag only: its URL is a credential.
 
 use std::time::Duration;
 
@@ -55,9 +55,9 @@ impl WebhookSender {
         Ok(Self { url: webhook.url.clone(), format: webhook.format, http })
     }
 
-    /// The webhook's URL with any password masked.
+    /// The webhook's URL as it may be shown: see [`shown_url`].
     pub fn url(&self) -> String {
-        redact_url(self.url.as_str())
+        shown_url(&self.url)
     }
 
     /// Posts `m` once; Ok when the webhook answered 2xx.
@@ -81,4 +81,13 @@ impl WebhookSender {
         let body = redact_url(text.trim()).chars().take(BODY_EXCERPT).collect();
         Err(WebhookError::Rejected { url: self.url(), status: status.as_u16(), body })
     }
+}
+
+/// A webhook URL is a credential: Slack's and Teams' carry their secret in
+/// the path or the query. Shown as scheme, host and port, with the stable tag
+/// the outbox uses, so two webhooks on one host can be told apart.
+pub fn shown_url(url: &Url) -> String {
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let host = url.host_str().unwrap_or("?");
+    format!("{}://{host}{port}/… (webhook {})", url.scheme(), super::outbox::url_tag(url.as_str()))
 }
