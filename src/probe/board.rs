@@ -8,7 +8,7 @@
 //! timeout + a second). Missing or old data is never a pass: a dead
 //! scheduler or a check that is always skipped turns the check bad.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ use crate::config::Check;
 
 /// Scheduling jitter and a busy runtime get this much grace before a result is stale.
 const FRESH_SLACK: Duration = Duration::from_secs(1);
+/// Finished probes kept per check for the status page's sparkline: enough to
+/// show a trend on a phone, small enough to copy on every page load.
+pub const RECENT_PROBES: usize = 40;
 
 pub struct Board {
     checks: RwLock<HashMap<String, Entry>>,
@@ -40,6 +43,16 @@ struct Entry {
     skipped: u64,
     /// Start of the first bad probe since the check was last good.
     bad_since: Option<Timestamp>,
+    /// The last [`RECENT_PROBES`] finished probes, oldest first.
+    recent: VecDeque<RecentProbe>,
+}
+
+/// A finished probe as the status page's sparkline draws it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecentProbe {
+    pub seq: u64,
+    pub latency: Duration,
+    pub outcome: Outcome,
 }
 
 /// One check as people and the API see it.
@@ -73,6 +86,7 @@ impl Board {
                 over_budget_in_flight: 0,
                 skipped: 0,
                 bad_since: None,
+                recent: VecDeque::with_capacity(RECENT_PROBES),
             };
             (c.name.clone(), entry)
         });
@@ -85,6 +99,12 @@ impl Board {
         let now = self.clock.now();
         let map = self.checks.read().unwrap_or_else(|p| p.into_inner());
         self.order.iter().filter_map(|name| map.get(name).map(|e| status(name, e, now))).collect()
+    }
+
+    /// Each check's last finished probes, oldest first (launch order).
+    pub fn recent(&self) -> HashMap<String, Vec<RecentProbe>> {
+        let map = self.checks.read().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(name, e)| (name.clone(), e.recent.iter().copied().collect())).collect()
     }
 
     /// Calls `f(name, up)` for every check, without cloning results.
@@ -156,6 +176,7 @@ impl ProbeObserver for Board {
                     if r.over_budget_early {
                         e.over_budget_in_flight = e.over_budget_in_flight.saturating_sub(1);
                     }
+                    remember(&mut e.recent, RecentProbe { seq: r.seq, latency: r.latency, outcome: r.outcome });
                     // Overlapping probes can finish out of order; keep the newest launched.
                     if e.last.as_ref().is_none_or(|l| l.seq <= r.seq) {
                         e.last = Some(r.clone());
@@ -175,6 +196,20 @@ impl ProbeObserver for Board {
             }
         }
     }
+}
+
+/// Keeps the ring in launch order (overlapping probes can finish out of
+/// order), within its capacity: it never grows past [`RECENT_PROBES`].
+fn remember(recent: &mut VecDeque<RecentProbe>, probe: RecentProbe) {
+    let mut at = recent.iter().rposition(|p| p.seq <= probe.seq).map_or(0, |i| i + 1);
+    if recent.len() >= RECENT_PROBES {
+        if at == 0 {
+            return; // older than every probe kept
+        }
+        recent.pop_front();
+        at -= 1;
+    }
+    recent.insert(at, probe);
 }
 
 /// One line when a check changes between good and bad, not one per probe.

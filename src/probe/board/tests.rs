@@ -106,3 +106,19 @@ fn bad_since_marks_the_first_bad_probe_until_the_check_is_good_again() {
     b.on_event(ProbeEvent::Finished(&result(&clock, 4, Outcome::Ok, false)));
     assert_eq!(b.snapshot()[0].bad_since, None);
 }
+
+#[test]
+fn the_sparkline_ring_keeps_the_last_probes_in_launch_order() {
+    let (b, clock) = board();
+    for seq in (1..=RECENT_PROBES as u64 + 5).filter(|s| *s != 7) {
+        b.on_event(ProbeEvent::Finished(&result(&clock, seq, Outcome::Ok, false)));
+    }
+    b.on_event(ProbeEvent::Finished(&result(&clock, 7, Outcome::Slow, false)));
+    let recent = &b.recent()["pay"];
+    assert_eq!(recent.len(), RECENT_PROBES);
+    let seqs: Vec<u64> = recent.iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, (6..=RECENT_PROBES as u64 + 5).collect::<Vec<_>>(), "a late finisher takes its place");
+    assert_eq!(recent[1].outcome, Outcome::Slow);
+    b.on_event(ProbeEvent::Finished(&result(&clock, 2, Outcome::Failed, false)));
+    assert_eq!(b.recent()["pay"][0].seq, 6, "older than every probe kept: dropped");
+}
