@@ -78,5 +78,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/actions", get(actions::actions))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }

@@ -49,3 +49,34 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Refusals made before a handler runs (axum's extractors: a repeated query
+/// key, an id that is not UTF-8, a body over the limit; an unknown route or
+/// method) answer plain text; under `/api/` every error is SPEC's
+/// `{"error": …}` instead, with the same status.
+pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+    let message = match (status, text) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => ApiError::TooLarge.to_string(),
+        (_, Ok(text)) if !text.is_empty() => text,
+        (StatusCode::NOT_FOUND, _) => "no such endpoint; see GET /api/v1/status and SPEC's API table".to_string(),
+        (StatusCode::METHOD_NOT_ALLOWED, _) => "this endpoint does not take that method".to_string(),
+        _ => status.canonical_reason().unwrap_or("refused").to_string(),
+    };
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -234,11 +234,15 @@ fn assertion(p: &mut Problems, a: RawJsonAssertion, path: &str) -> Option<JsonAs
     if let Some(v) = a.length {
         ops.push(JsonOp::Length(v.value));
     }
-    if let Some(v) = &a.min {
-        ops.push(JsonOp::Min(v.value));
-    }
-    if let Some(v) = &a.max {
-        ops.push(JsonOp::Max(v.value));
+    // NaN or an infinity would make the check fail every answer, or never.
+    for (v, op, make) in [(&a.min, "min", JsonOp::Min as fn(f64) -> JsonOp), (&a.max, "max", JsonOp::Max)] {
+        match v {
+            Some(v) if !v.value.is_finite() => {
+                p.at(v, format!("{path}.{op}"), format!("{op} must be a finite number, not {}", v.value))
+            }
+            Some(v) => ops.push(make(v.value)),
+            None => {}
+        }
     }
     if let Some(v) = a.exists {
         ops.push(JsonOp::Exists(v.value));

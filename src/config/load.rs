@@ -30,7 +30,30 @@ pub fn parse(text: &str, file: &str, env: &dyn Env) -> Result<Config, ConfigErro
 }
 
 fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
-    let message = serde_saphyr::DefaultMessageFormatter.format_message(e.without_snippet()).into_owned();
+    // Two of the parser's messages are written for Rust developers.
+    let message = match e.without_snippet() {
+        serde_saphyr::Error::Budget { .. } => "the YAML expands past the parser's limits (250,000 nodes, a \
+                                              nesting depth): is an alias repeated, or a bracket left open?"
+            .to_string(),
+        serde_saphyr::Error::MultipleDocuments { .. } => {
+            "a config is one YAML document: remove the `---` before this line and what follows it".to_string()
+        }
+        other => {
+            let text = serde_saphyr::DefaultMessageFormatter.format_message(other).into_owned();
+            // Alias expansion reports its budget as a plain message.
+            match text.strip_prefix("budget breached: ") {
+                Some(what) => {
+                    // "Nodes { nodes: 250001 }" → "nodes 250001"
+                    let inner = what.split_once('{').map_or(what, |(_, i)| i.trim_end_matches('}'));
+                    format!(
+                        "the YAML expands past the parser's limits (reached {}): is an alias repeated?",
+                        inner.trim().replace(": ", " ").to_lowercase()
+                    )
+                }
+                None => text,
+            }
+        }
+    };
     let at = e.location().filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
     ConfigError::single(file, Problem { at, path: String::new(), message })
 }

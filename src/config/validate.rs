@@ -241,15 +241,31 @@ pub fn redact_url(text: &str) -> String {
     mask_password_params(&mask_userinfo(text))
 }
 
+/// Masks what follows the first `:` of every `user:password` before an `@`.
+/// The url crate reads a password in more shapes than `scheme://u:p@h`
+/// (`http:/u:p@h`, `http:u:p@h`, with tabs or newlines anywhere), so this
+/// does not look for `://`: it takes each `@`, walks back to the start of its
+/// authority (a space, slash, quote or bracket) and masks after the first
+/// colon there. A colon before an `@` in a path segment is masked too: it
+/// over-masks, never under-masks.
 fn mask_userinfo(text: &str) -> String {
-    let Some(scheme_end) = text.find("://").map(|i| i + 3) else { return text.to_string() };
-    let rest = &text[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else { return text.to_string() };
-    match rest[..at].split_once(':') {
-        Some((user, _)) => format!("{}{user}:***{}", &text[..scheme_end], &rest[at..]),
-        None => text.to_string(),
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let before = &rest[..at];
+        let start = before.rfind(|c: char| " /\\\"'<>([{,;=".contains(c)).map_or(0, |i| i + 1);
+        match before[start..].find(':') {
+            Some(colon) => {
+                out.push_str(&before[..start + colon + 1]);
+                out.push_str("***");
+            }
+            None => out.push_str(before),
+        }
+        out.push('@');
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// Query parameters that carry credentials are masked too: `password=` and

@@ -4,11 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 pub mod alertmanager;
+pub mod bad_input;
 pub mod dashboards;
 pub mod eventually;
 pub mod exported;
 pub mod fake_apiserver;
 pub mod guardian;
+pub mod hostile;
 pub mod kube_guardian;
 pub mod messages;
 pub mod otlp;
@@ -17,6 +19,7 @@ pub mod promtext;
 pub mod recorder;
 pub mod redis;
 pub mod replica;
+pub mod rss;
 pub mod sim;
 pub mod targets;
 pub mod tools;
