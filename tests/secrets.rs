@@ -154,6 +154,12 @@ notify:
     })
     .await;
     eventually(Duration::from_secs(10), "probe spans exported", || async { collector.requests() > 0 }).await;
+    // Writes reach storage through a queue: wait until the deliveries and the incident are there.
+    eventually(Duration::from_secs(15), "deliveries and the incident stored", || async {
+        let rows = every_row(&db.url).await;
+        rows.contains("deliveries: ") && rows.contains("incidents: ")
+    })
+    .await;
 
     let mut places: Vec<(String, String)> = Vec::new();
     for path in [
