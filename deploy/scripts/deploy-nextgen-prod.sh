@@ -48,7 +48,9 @@ log "backup before the deploy"
 "$SCRIPTS_DIR/backup-nextgen-prod.sh" >/dev/null || die "$EXIT_FAILED" "no deploy without a backup: the backup failed"
 require_go prod
 
-since=$(date -u +%s)
+# "Since the start" is read on Guardian's clock (the first migration's
+# started_at), so a runner whose clock runs ahead cannot hide what it did.
+since=''
 migrations=()
 finish_migrations() {
   local id
@@ -67,6 +69,7 @@ for app in "${app_list[@]}"; do
   answer=$(api_post /api/v1/migrations "$body") ||
     die "$EXIT_REFUSED" "refused: Guardian did not take the migration of $target, so nothing would guard it: $answer"
   migrations+=("$(jq -r .id <<<"$answer")")
+  [[ -n $since ]] || since=$(jq '.migration.started_at | sub("\\.[0-9]+"; "") | fromdateiso8601' <<<"$answer")
   log "Guardian guards $target (migration ${migrations[-1]})"
 done
 
