@@ -24,7 +24,7 @@ use support::eventually::eventually;
 use support::fake_apiserver::FakeApiServer;
 use support::guardian::Guardian;
 use support::kube_guardian::{NAME, NS, TARGET, TOKEN, actions, count, image, incidents, post_json, ready, status};
-use tokio_util::sync::CancellationToken;
+use support::sim::Sim;
 
 /// A header value from `${NEXTGEN_TOKEN}`: headers are secrets, never shown.
 const HEADER_SECRET: &str = "hdr-secret-5f0c9a7e";
@@ -70,8 +70,7 @@ async fn the_status_page_tells_the_rollback_story_on_a_phone_without_loading_or_
 struct Story {
     guardian: Guardian,
     fake: FakeApiServer,
-    sim: Simulator,
-    sim_stop: CancellationToken,
+    sim: Sim,
     _kube_dir: tempfile::TempDir,
 }
 
@@ -79,9 +78,7 @@ impl Story {
     async fn start() -> Story {
         let fake = FakeApiServer::start().await;
         fake.seed_deployment(NS, NAME, &image("1.8.1"), 5);
-        let sim_stop = CancellationToken::new();
-        let localhost = std::net::Ipv4Addr::LOCALHOST.into();
-        let sim = Simulator::start(localhost, [0, 0, 0], sim_stop.clone()).await.unwrap();
+        let sim = Sim::start().await;
         let kube_dir = tempfile::tempdir().unwrap();
         let kubeconfig = fake.kubeconfig(kube_dir.path());
         let envs = [
@@ -90,9 +87,9 @@ impl Story {
             ("GUARD_TOKEN", TOKEN),
             ("NEXTGEN_TOKEN", HEADER_SECRET),
         ];
-        let guardian = Guardian::start(&config(&sim), &envs);
+        let guardian = Guardian::start(&config(&sim.sim), &envs);
         ready(&guardian).await;
-        Story { guardian, fake, sim, sim_stop, _kube_dir: kube_dir }
+        Story { guardian, fake, sim, _kube_dir: kube_dir }
     }
 
     /// A migration, 1.8.2 rolling out, payments slow: paused and rolled back. Payments then fails
@@ -107,14 +104,14 @@ impl Story {
             status(g).await["targets"][0]["rolling_out"] == true
         })
         .await;
-        self.sim.faults().set(Fault::on(PAYMENTS).with_latency_ms(3500));
+        self.sim.sim.faults().set(Fault::on(PAYMENTS).with_latency_ms(3500));
         eventually(ACTS_WITHIN, "paused then rolled back", || async {
             let a = actions(g).await;
             count(&a, "pause", "ok") == 1 && count(&a, "rollback", "ok") == 1
         })
         .await;
         self.fake.sync_deployment(NS, NAME);
-        self.sim.faults().set(Fault { status: Some(503), error_rate: 1.0, ..Fault::on(PAYMENTS) });
+        self.sim.sim.faults().set(Fault { status: Some(503), error_rate: 1.0, ..Fault::on(PAYMENTS) });
         eventually(Duration::from_secs(10), "payments fails, with no slow probe left in flight", || async {
             let s = status(g).await;
             let pay = &s["checks"][0];
@@ -122,12 +119,6 @@ impl Story {
         })
         .await;
         assert!(!incidents(g).await.is_empty(), "the incident is open");
-    }
-}
-
-impl Drop for Story {
-    fn drop(&mut self) {
-        self.sim_stop.cancel();
     }
 }
 

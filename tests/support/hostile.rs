@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::targets::read_head;
+
 /// Bytes written per write call for streamed answers.
 const CHUNK: usize = 64 * 1024;
 
@@ -290,18 +292,4 @@ where
         }
     });
     addr
-}
-
-/// Reads up to the blank line that ends a request head, and returns it.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        seen.extend_from_slice(&buf[..n]);
-    }
-    Ok(seen)
 }

@@ -172,8 +172,8 @@ where
     addr
 }
 
-/// Reads up to the blank line that ends a request head, so the response never races the request.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<()> {
+/// Reads up to the blank line that ends a request head, so the response never races the request; returns the head.
+pub async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 1024];
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -183,5 +183,5 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<()> {
         }
         seen.extend_from_slice(&buf[..n]);
     }
-    Ok(())
+    Ok(seen)
 }
