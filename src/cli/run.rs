@@ -30,6 +30,7 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     let listen = config.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let app = App::build(config, Arc::new(SystemClock), &ProcessEnv).await?;
+    let stopping = shutdown::signal();
     tracing::info!(
         addr = %listener.local_addr().unwrap_or(listen),
         environment = %app.config.environment,
@@ -40,7 +41,7 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     let stop = CancellationToken::new();
     let running = app.start(listener, stop.clone());
     let code = tokio::select! {
-        () = shutdown::signal() => 0,
+        () = stopping => 0,
         () = running.failed() => 1,
     };
     stop.cancel();

@@ -27,10 +27,11 @@ pub struct Ports(pub [u16; 3]);
 pub async fn run(args: Args) -> anyhow::Result<u8> {
     let stop = CancellationToken::new();
     let sim = Simulator::start(args.bind, args.ports.0, stop.clone()).await.context("cannot start the simulator")?;
+    let stopping = shutdown::signal();
     for (server, addr) in sim.addresses() {
         println!("{server} listening on {addr}");
     }
-    shutdown::signal().await;
+    stopping.await;
     stop.cancel();
     if tokio::time::timeout(shutdown::GRACE, sim.stopped()).await.is_err() {
         tracing::warn!(grace = ?shutdown::GRACE, "simulator did not drain in time");
