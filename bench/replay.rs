@@ -9,7 +9,9 @@
 //! guarding checks with their intervals, budgets and timeouts, `guard.breach`
 //! 3 of 5 with 250 ms confirmations, `gate.stale_after` 30 s). Each rollout
 //! gets a fresh guard: 30 s of probing unarmed, then the rollout starts and
-//! stays in progress for 10 minutes, then completes.
+//! stays in progress for 10 minutes, then completes — unless the guard paused
+//! it: a paused Deployment makes no progress, so it stays armed, and is
+//! played 2 minutes past its end.
 //!
 //! Real code, driven the way the running guardian drives it: `Evidence` (the
 //! probe observer that turns probe events into triggers) and its `Judges`
@@ -93,6 +95,8 @@ const LEAD_IN: Duration = Duration::from_secs(30);
 const ROLLOUT: Duration = Duration::from_secs(600);
 /// How long the rollback's own rollout takes to complete.
 const ROLLBACK_SETTLES: Duration = Duration::from_secs(30);
+/// How much longer a rollout the guard paused is played past its end.
+const PAUSED_WATCH: Duration = Duration::from_secs(120);
 /// The stale loop's tick (`evidence::STALE_EVERY`) and its re-raise period in ticks.
 const STALE_EVERY: Duration = Duration::from_millis(500);
 const RAISE_AGAIN_EVERY: u64 = 10;
@@ -439,6 +443,7 @@ async fn play(ctx: &Ctx, scenario: Scenario, rng: &mut Xoshiro256PlusPlus) -> an
     let mut played = Played::default();
     let mut fault: Option<Fault> = None;
     let mut rolled_back = false;
+    let mut extended = false;
     let mut armed_at: Option<tokio::time::Instant> = None;
     let mut armed_since: Option<Timestamp> = None;
     let mut calls_seen = 0;
@@ -513,8 +518,23 @@ async fn play(ctx: &Ctx, scenario: Scenario, rng: &mut Xoshiro256PlusPlus) -> an
                     fault = Some(f);
                 }
             }
-            Ev::Complete => rig.cluster.complete_rollout(&target)?,
-            Ev::End => break,
+            Ev::Complete => {
+                // A paused Deployment makes no progress: it stays rolling out,
+                // and the guard armed, until someone resumes or undoes it.
+                if !rig.cluster.rollout(&target).await?.paused {
+                    rig.cluster.complete_rollout(&target)?;
+                }
+            }
+            Ev::End => {
+                // A paused rollout has not ended: the guard goes on watching it
+                // for a while, as it would until someone resumes or undoes it.
+                if !extended && !rolled_back && rig.cluster.rollout(&target).await?.paused {
+                    extended = true;
+                    sim.at(now + PAUSED_WATCH, Ev::End);
+                } else {
+                    break;
+                }
+            }
         }
         settle(ctx.yields).await;
 

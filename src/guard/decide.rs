@@ -6,8 +6,9 @@
 //!   same reason (the release going out may even be its fix);
 //! - armed, data stale (no fresh result): pause, never roll back — a
 //!   rollback needs evidence, missing data is not evidence;
-//! - armed, breach suspected (probes past their budget, no answer yet):
-//!   pause at once, roll back only when answers confirm it;
+//! - armed, breach suspected (the breach rule tripped, but on probes past
+//!   their budget with no answer yet, or not yet borne out by later
+//!   probes): pause at once, roll back only when answers confirm it;
 //! - armed, breach confirmed, on a migration declared `on_breach: pause`:
 //!   pause only — rolling code back over a schema change makes it worse;
 //! - already rolled back to the template running now, whatever the trigger:
@@ -40,7 +41,9 @@ pub enum Trigger {
     Breach,
     /// A breach confirmed before the target armed, still going on.
     StandingBreach,
-    /// Enough probes are past their budget to breach, but not all answered yet.
+    /// The breach rule tripped on a guarding check, not yet proven: some
+    /// probes are past their budget with no answer, or later probes have not
+    /// borne it out yet (`guard::CheckJudge`).
     Suspected,
     /// A guarding check has no result newer than `gate.stale_after`.
     DataStale,
@@ -94,11 +97,12 @@ pub fn decide(target: &TargetView, trigger: Trigger, allowed: &[Action]) -> Deci
             Decision::NotifyOnly { why: "the breach began before this change: a rollback cannot fix it" }
         }
         Trigger::DataStale => pause("no fresh data: paused, never rolled back without evidence"),
-        Trigger::Suspected => {
-            pause("probes are past their budget with no answer yet: paused; a rollback waits for answers")
-        }
-        Trigger::Breach if target.migration == Some(OnBreach::Pause) => {
+        // The pause is all there will be: say why it will stay a pause.
+        Trigger::Suspected | Trigger::Breach if target.migration == Some(OnBreach::Pause) => {
             pause("the migration declared on_breach: pause")
+        }
+        Trigger::Suspected => {
+            pause("the breach rule tripped: paused at once; a rollback waits until later answers bear the breach out")
         }
         Trigger::Breach => match (may(Action::Pause) && !target.paused, may(Action::Rollback)) {
             (true, true) => Decision::PauseThenRollback,
@@ -131,7 +135,7 @@ mod tests {
         let outlived = Decision::NotifyOnly {
             why: "already rolled back to this template: the breach outlived the rollback, so the change was not its cause",
         };
-        let table: [(&str, TargetView, Trigger, &[Action], Decision); 15] = [
+        let table: [(&str, TargetView, Trigger, &[Action], Decision); 16] = [
             ("the way back is never paused on suspicion", back(), Trigger::Suspected, &ALL, outlived.clone()),
             ("nor for missing data", back(), Trigger::DataStale, &ALL, outlived.clone()),
             (
@@ -147,7 +151,7 @@ mod tests {
                 Trigger::Suspected,
                 &ALL,
                 Decision::Pause {
-                    why: "probes are past their budget with no answer yet: paused; a rollback waits for answers",
+                    why: "the breach rule tripped: paused at once; a rollback waits until later answers bear the breach out",
                 },
             ),
             (
@@ -190,6 +194,13 @@ mod tests {
                 "migration declared pause",
                 TargetView { migration: Some(OnBreach::Pause), ..target() },
                 Trigger::Breach,
+                &ALL,
+                Decision::Pause { why: "the migration declared on_breach: pause" },
+            ),
+            (
+                "migration declared pause, from the trip on",
+                TargetView { migration: Some(OnBreach::Pause), ..target() },
+                Trigger::Suspected,
                 &ALL,
                 Decision::Pause { why: "the migration declared on_breach: pause" },
             ),

@@ -12,14 +12,27 @@
 //! release hangs or the network between us broke. So a breach made of
 //! suspects pauses; the rollback waits for answers to prove it.
 //!
-//! The breach rule is the incident rule (`window`, `max_bad`). The detection
-//! bound says how long a breach can take to be confirmed, from the config
-//! alone. Pure: time comes in with each call.
+//! The breach rule is the incident rule (`window`, `max_bad`): when it
+//! trips, the guard pauses at once. A rollback needs the breach *borne out*:
+//! `max_bad` more bad answers among the probes started after the one that
+//! tripped it (of the last `KEPT × window` probes). Noise trips the rule
+//! now and then — three unrelated bad probes that happen to fall in one
+//! window, about one healthy rollout in 500 in the replay bench — but is
+//! then followed by good probes, while a real fault keeps answering badly
+//! and bears itself out about one interval later. A pause costs a healthy
+//! release a wait; a rollback costs it the release.
+//!
+//! The detection bound says how long a breach can take to trip the rule
+//! (the pause), from the config alone. Pure: time comes in with each call.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use jiff::Timestamp;
+
+/// How many windows of probes a judge keeps: a trip is borne out by the
+/// probes of the next `KEPT − 1` windows at most, then forgotten.
+const KEPT: usize = 3;
 
 /// What one probe shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +50,10 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
     Fine,
-    /// Bad enough to breach, but some of it is silence: pause, not roll back.
+    /// The breach rule trips, but it is not proven yet: some of it is
+    /// silence, or later probes have not yet borne it out. Pause, not roll back.
     Suspected,
-    /// Bad enough to breach on answers alone: evidence for a rollback.
+    /// Tripped, then borne out on answers alone: evidence for a rollback.
     Confirmed,
 }
 
@@ -54,7 +68,9 @@ enum Entry {
 pub struct CheckJudge {
     window: usize,
     max_bad: usize,
-    /// The latest probes that count, by start time, oldest first.
+    /// The latest probes that count, by start time, oldest first: the last
+    /// `window` for the breach rule, and the ones before them so that a
+    /// trip can still be borne out by the probes after it.
     recent: VecDeque<(Timestamp, Entry)>,
     last_evidence: Option<Timestamp>,
     /// Start of the probe that made the breach going on now.
@@ -84,7 +100,7 @@ impl CheckJudge {
             self.saw_evidence(at);
         }
         self.recent.push_back((at, entry));
-        while self.recent.len() > self.window {
+        while self.recent.len() > KEPT * self.window {
             self.recent.pop_front();
         }
         self.update_since(at)
@@ -116,16 +132,26 @@ impl CheckJudge {
     }
 
     fn count(&self, counts: impl Fn(Timestamp) -> bool) -> Standing {
-        let recent = || self.recent.iter().filter(|(t, _)| counts(*t));
-        let bad = recent().filter(|(_, e)| *e == Entry::Bad).count();
-        let suspect = recent().filter(|(_, e)| *e == Entry::Suspect).count();
-        if bad >= self.max_bad {
+        let kept: Vec<Entry> = self.recent.iter().filter(|(t, _)| counts(*t)).map(|(_, e)| *e).collect();
+        let window = |end: usize| &kept[end.saturating_sub(self.window)..end];
+        // The first window of the kept probes that trips the rule; only bad
+        // answers after its last probe bear the breach out.
+        let Some(tripped) = (1..=kept.len()).find(|&end| self.trips(window(end))) else {
+            return Standing::Fine;
+        };
+        let borne_out = kept[tripped..].iter().filter(|e| **e == Entry::Bad).count();
+        if borne_out >= self.max_bad {
             Standing::Confirmed
-        } else if bad + suspect >= self.max_bad {
+        } else if self.trips(window(kept.len())) {
             Standing::Suspected
         } else {
             Standing::Fine
         }
+    }
+
+    /// The breach rule on one window: `max_bad` probes bad, or past their budget.
+    fn trips(&self, window: &[Entry]) -> bool {
+        window.iter().filter(|e| **e != Entry::Good).count() >= self.max_bad
     }
 
     /// When the breach going on now (suspected or confirmed) began; `None`
@@ -161,8 +187,10 @@ impl CheckJudge {
     }
 }
 
-/// The longest a breach of a check can take to be confirmed, from fault onset:
-/// the fault may begin just after a probe started (one interval), the first
+/// The longest a breach of a check can take to trip the rule — the pause —
+/// from fault onset (the rollback follows once later probes bear it out,
+/// about one interval more): the fault may begin just after a probe started
+/// (one interval), the first
 /// affected probe is bad once its budget elapses, and the others needed to
 /// confirm follow it. While the guard watches the check, confirmation probes
 /// follow a suspect probe every `confirm_interval`; otherwise they come at the
@@ -187,17 +215,81 @@ mod tests {
     }
 
     #[test]
-    fn three_bad_of_five_confirm_and_recovery_clears() {
+    fn three_bad_of_five_trip_the_rule_and_recovery_clears() {
         let mut j = CheckJudge::new(5, 3);
         assert_eq!(j.observe(Verdict::Bad, at(0)), Standing::Fine);
         assert_eq!(j.observe(Verdict::Good, at(1)), Standing::Fine);
         assert_eq!(j.observe(Verdict::Bad, at(2)), Standing::Fine);
-        assert_eq!(j.observe(Verdict::Bad, at(3)), Standing::Confirmed, "third bad of the last five");
+        assert_eq!(j.observe(Verdict::Bad, at(3)), Standing::Suspected, "third bad of the last five: pause");
         assert_eq!(j.breached_since(), Some(at(3)), "made by the probe of 3 s");
-        assert_eq!(j.observe(Verdict::Good, at(4)), Standing::Confirmed, "one good in five still leaves three bad");
+        assert_eq!(j.observe(Verdict::Good, at(4)), Standing::Suspected, "one good in five still leaves three bad");
         assert_eq!(j.breached_since(), Some(at(3)), "the same breach goes on");
         assert_eq!(j.observe(Verdict::Good, at(5)), Standing::Fine, "the oldest bad left the window");
         assert_eq!(j.breached_since(), None);
+    }
+
+    #[test]
+    fn a_trip_is_confirmed_only_by_as_many_bad_answers_after_it() {
+        let mut j = CheckJudge::new(5, 3);
+        for s in 0..3 {
+            j.observe(Verdict::Bad, at(s));
+        }
+        assert_eq!(j.standing(), Standing::Suspected, "tripped by the probe of 2 s");
+        assert_eq!(j.observe(Verdict::Bad, at(3)), Standing::Suspected, "one bad after the trip");
+        assert_eq!(j.observe(Verdict::Bad, at(4)), Standing::Suspected, "two");
+        assert_eq!(j.observe(Verdict::Bad, at(5)), Standing::Confirmed, "three after the trip bear it out");
+        assert_eq!(j.breached_since(), Some(at(2)), "the breach began at the trip");
+    }
+
+    #[test]
+    fn noise_that_trips_the_rule_once_is_never_confirmed() {
+        let mut j = CheckJudge::new(5, 3);
+        let noise =
+            [Verdict::Bad, Verdict::Good, Verdict::Bad, Verdict::Bad, Verdict::Good, Verdict::Good, Verdict::Bad];
+        for (s, v) in (0..).zip(noise) {
+            assert_ne!(j.observe(v, at(s)), Standing::Confirmed, "probe {s}");
+        }
+        for s in 7..30 {
+            assert_eq!(j.observe(Verdict::Good, at(s)), Standing::Fine);
+        }
+        // A second, separate trip later is a trip again, not a confirmation of the first.
+        for s in 30..33 {
+            j.observe(Verdict::Bad, at(s));
+        }
+        assert_eq!(j.standing(), Standing::Suspected);
+    }
+
+    #[test]
+    fn a_flickering_fault_is_confirmed_by_a_second_trip_within_the_kept_probes() {
+        let mut j = CheckJudge::new(5, 3);
+        let bad = Verdict::Bad;
+        let good = Verdict::Good;
+        let seen = [bad, good, bad, bad, good, good, bad, good, bad];
+        for (s, v) in (0..).zip(seen) {
+            assert_ne!(j.observe(v, at(s)), Standing::Confirmed, "probe {s}");
+        }
+        assert_eq!(j.observe(bad, at(9)), Standing::Confirmed, "three bad after the first trip");
+    }
+
+    #[test]
+    fn bad_answers_spread_after_the_trip_confirm_it_until_the_trip_is_forgotten() {
+        let (bad, good) = (Verdict::Bad, Verdict::Good);
+        let mut j = CheckJudge::new(5, 3);
+        let seen = [bad, bad, bad, good, good, bad, good, good, bad, good, good];
+        for (s, v) in (0..).zip(seen) {
+            assert_ne!(j.observe(v, at(s)), Standing::Confirmed, "probe {s}");
+        }
+        assert_eq!(j.observe(bad, at(11)), Standing::Confirmed, "a third bad answer after the trip");
+
+        let mut j = CheckJudge::new(5, 3);
+        for s in 0..3 {
+            j.observe(bad, at(s));
+        }
+        for s in 3..21 {
+            let v = if s % 6 == 2 { bad } else { good };
+            assert_ne!(j.observe(v, at(s)), Standing::Confirmed, "probe {s}: the third bad comes after the trip left");
+        }
+        assert_eq!(j.standing(), Standing::Fine);
     }
 
     #[test]
@@ -210,7 +302,12 @@ mod tests {
         j.observe(Verdict::Bad, at(20));
         j.observe(Verdict::Bad, at(21));
         j.observe(Verdict::Unreachable, at(22));
-        assert_eq!(j.observe(Verdict::Bad, at(23)), Standing::Confirmed, "no answer between bad ones dilutes nothing");
+        assert_eq!(j.observe(Verdict::Bad, at(23)), Standing::Suspected, "no answer between bad ones dilutes nothing");
+        for s in 24..27 {
+            j.observe(Verdict::Unreachable, at(s * 10));
+            j.observe(Verdict::Bad, at(s * 10 + 1));
+        }
+        assert_eq!(j.standing(), Standing::Confirmed);
     }
 
     #[test]
@@ -221,10 +318,17 @@ mod tests {
         assert_eq!(j.observe(Verdict::Suspect, at(2)), Standing::Suspected, "three over budget, no answer yet");
         assert_eq!(j.breached_since(), Some(at(2)));
         assert_eq!(j.last_evidence(), None, "silence is not evidence");
-        assert_eq!(j.resolve(at(0), true), Standing::Suspected, "one late answer so far");
-        assert_eq!(j.resolve(at(1), true), Standing::Suspected);
-        assert_eq!(j.resolve(at(2), true), Standing::Confirmed, "three late answers prove it");
+        for s in 0..3 {
+            assert_eq!(j.resolve(at(s), true), Standing::Suspected, "late answers of the trip itself");
+        }
         assert_eq!(j.last_evidence(), Some(at(2)));
+        for s in 3..6 {
+            j.observe(Verdict::Suspect, at(s));
+        }
+        assert_eq!(j.resolve(at(3), true), Standing::Suspected);
+        assert_eq!(j.resolve(at(4), true), Standing::Suspected);
+        assert_eq!(j.standing_since(at(0)), Standing::Suspected, "the third after the trip is still silent");
+        assert_eq!(j.resolve(at(5), true), Standing::Confirmed, "three late answers after the trip prove it");
     }
 
     #[test]
@@ -233,15 +337,20 @@ mod tests {
         j.observe(Verdict::Bad, at(0));
         j.observe(Verdict::Bad, at(1));
         // Armed at 2: one more bad makes three in the window, but only one is the change's.
-        assert_eq!(j.observe(Verdict::Bad, at(2)), Standing::Confirmed);
+        assert_eq!(j.observe(Verdict::Bad, at(2)), Standing::Suspected);
         assert_eq!(j.standing_since(at(2)), Standing::Fine);
         j.observe(Verdict::Suspect, at(3));
         assert_eq!(j.standing_since(at(2)), Standing::Fine, "two since arming");
         j.observe(Verdict::Suspect, at(4));
-        assert_eq!(j.standing_since(at(2)), Standing::Suspected);
+        assert_eq!(j.standing_since(at(2)), Standing::Suspected, "the change's own trip");
         j.resolve(at(3), true);
         j.resolve(at(4), true);
-        assert_eq!(j.standing_since(at(2)), Standing::Confirmed);
+        for s in 5..8 {
+            j.observe(Verdict::Bad, at(s));
+        }
+        assert_eq!(j.standing(), Standing::Confirmed);
+        assert_eq!(j.standing_since(at(2)), Standing::Confirmed, "borne out after the change's own trip");
+        assert_eq!(j.standing_since(at(5)), Standing::Suspected, "since 5 only the trip itself");
     }
 
     #[test]
