@@ -490,7 +490,10 @@ impl Actuator {
 
     /// Finishes the books on rollbacks a restart interrupted between intent
     /// and result: done if the target shows it, else failed (a breach that
-    /// goes on is decided afresh). Never re-sends anything itself.
+    /// goes on is decided afresh). Never re-sends anything itself. A done
+    /// one is counted and told here: the process that sent it died before
+    /// it could record, count or tell it (its result never reached storage),
+    /// so without this people would never hear of that rollback.
     pub async fn reconcile(&self, store: &dyn Store) -> crate::store::Result<()> {
         let rows = store.actions(RECONCILE_ROWS).await?;
         let finished: HashSet<&str> = rows
@@ -515,6 +518,8 @@ impl Actuator {
             let done = state.template != from && state.rolled_back_to.as_deref() == Some(state.template.as_str());
             let (outcome, detail) = if done {
                 lock(&self.rolled_back).insert((target.clone(), from));
+                self.metrics.guard.action(&target, "rollback", "ok");
+                self.tell_reconciled(&target, intent).await;
                 ("ok", "completed before a restart (the target shows it); reconciled")
             } else {
                 ("failed", "interrupted by a restart before it was applied; the guard decides afresh")
@@ -531,6 +536,30 @@ impl Actuator {
             });
         }
         Ok(())
+    }
+}
+
+impl Actuator {
+    /// Tells of a rollback found done after a restart, as the process that
+    /// sent it would have.
+    async fn tell_reconciled(&self, target: &TargetRef, intent: &ActionRecord) {
+        let done = match timed(target, self.cluster.rolled_back(target)).await {
+            Ok(Some(done)) => done,
+            Ok(None) => {
+                return tracing::warn!(target = %target, "rolled back, but from and to which revision is lost; not told");
+            }
+            Err(e) => return tracing::warn!(target = %target, error = %e, "cannot read the rollback to tell of it"),
+        };
+        // The intent names the incident; its check is the incident's, else the target's first.
+        let open = self.history.open_incidents();
+        let by_incident =
+            open.iter().find(|i| intent.incident.as_deref() == Some(i.id.as_str())).map(|i| i.check.clone());
+        let guarded = self.config.guard.targets.iter().find(|t| TargetRef::of(t) == *target);
+        let check = by_incident.or_else(|| guarded.and_then(|t| t.checks.first().cloned())).unwrap_or_default();
+        let cause = Cause { trigger: Trigger::Breach, check, reason: intent.detail.clone(), since: Instant::now() };
+        let what = format!("rolled back from revision {} to {}", done.from_revision, done.to_revision);
+        let did = Did::RolledBack { from: done.from_revision, to: done.to_revision, after_pause: false };
+        self.tell(target, &cause, did, format!("{target} {what} (before a restart): {}", intent.detail));
     }
 }
 

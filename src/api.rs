@@ -50,6 +50,8 @@ pub struct ApiState {
     pub leadership: Option<Arc<dyn crate::leader::Leadership>>,
     /// Redis, when configured, and whether its lock decides who acts.
     pub redis: Option<RedisState>,
+    /// The Kubernetes API's health, when the guard acts on a real cluster.
+    pub kubernetes: Option<Arc<crate::cluster::ApiHealth>>,
     pub clock: Arc<dyn Clock>,
     pub token: Option<Arc<Secret>>,
     pub limiter: Arc<ClientLimiter>,

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::actuator::{self, Actuator};
 use crate::api::{self, ApiState, ClientLimiter};
 use crate::clock::Clock;
-use crate::cluster::{Cluster, KubeCluster, MemoryCluster, TargetRef};
+use crate::cluster::{ApiHealth, Cluster, KubeCluster, MemoryCluster, TargetRef};
 use crate::config::{Config, Env, GuardMode};
 use crate::coord::{self, Coordinator};
 use crate::evidence::{Evidence, Judges};
@@ -80,6 +80,14 @@ pub struct Guard {
     elector: Option<Arc<LeaseElector>>,
     pub actuator: Arc<Actuator>,
     evidence: Arc<Evidence>,
+    /// The Kubernetes API and its health; `None` when simulated.
+    kube: Option<KubeApi>,
+}
+
+/// The Kubernetes API the guard talks to, and how well it answers.
+struct KubeApi {
+    client: kube::Client,
+    health: Arc<ApiHealth>,
 }
 
 /// A started guardian: stop it with the token given to `start`, then `drain`.
@@ -123,9 +131,9 @@ impl App {
         };
         let cluster = match g.mode {
             GuardMode::Off => None,
-            mode => Some(connect_cluster(&config, mode, &clock, &identity).await?),
+            mode => Some(connect_cluster(&config, mode, &clock, &identity, &metrics).await?),
         };
-        let elector = cluster.as_ref().and_then(|(_, _, e)| e.clone());
+        let elector = cluster.as_ref().and_then(|(_, _, e, _)| e.clone());
         let (leadership, redis_lock): (Arc<dyn Leadership>, _) = match (&elector, &coord) {
             (Some(e), _) => (e.clone(), None),
             (None, Some(c)) => {
@@ -160,7 +168,7 @@ impl App {
         };
         let guard = match cluster {
             None => None,
-            Some((cluster, simulated, elector)) => {
+            Some((cluster, simulated, elector, kube)) => {
                 let judges = Arc::new(Judges::new(&config));
                 let actuator = Arc::new(Actuator::new(actuator::Parts {
                     config: config.clone(),
@@ -176,7 +184,7 @@ impl App {
                 }));
                 let evidence =
                     Arc::new(Evidence::new(&config, judges, targets.clone(), actuator.clone(), clock.clone()));
-                Some(Guard { cluster, simulated, leadership: leadership.clone(), elector, actuator, evidence })
+                Some(Guard { cluster, simulated, leadership: leadership.clone(), elector, actuator, evidence, kube })
             }
         };
         Ok(Self {
@@ -212,6 +220,7 @@ impl App {
             targets: self.targets.clone(),
             baselines: self.prober.baselines().clone(),
             leadership: self.guard.as_ref().map(|g| g.leadership.clone()),
+            kubernetes: self.guard.as_ref().and_then(|g| g.kube.as_ref()).map(|k| k.health.clone()),
             redis: self.coord.clone().map(|coord| api::RedisState { coord, holds_the_lock: self.redis_lock.is_some() }),
             clock: self.clock.clone(),
             token: self.api_token.clone(),
@@ -309,6 +318,9 @@ impl App {
         if let Some(elector) = &g.elector {
             tracker.spawn(elector.clone().run(stop.clone()));
         }
+        if let Some(k) = &g.kube {
+            tracker.spawn(k.health.clone().probe_loop(k.client.clone(), stop.clone()));
+        }
         self.watch_leadership(stop, tracker);
     }
 
@@ -328,24 +340,26 @@ impl App {
     }
 }
 
-type Connected = (Arc<dyn Cluster>, Option<Arc<MemoryCluster>>, Option<Arc<LeaseElector>>);
+type Connected = (Arc<dyn Cluster>, Option<Arc<MemoryCluster>>, Option<Arc<LeaseElector>>, Option<KubeApi>);
 
 /// The cluster the guard acts on. Simulated: in memory, each target settled
 /// on a `NAME:stable` template (who leads is then up to Redis, or this
 /// replica alone). Kubernetes: kube-rs configured the usual way, leadership
-/// through a Lease named after the environment in the guardian's own namespace.
+/// through a Lease named after the environment in the guardian's own namespace,
+/// every call of the guard's counted in the API's health (`guardian_kubernetes_up`).
 async fn connect_cluster(
     config: &Config,
     mode: GuardMode,
     clock: &Arc<dyn Clock>,
     identity: &str,
+    metrics: &Arc<Metrics>,
 ) -> Result<Connected, AppError> {
     if mode == GuardMode::Simulated {
         let memory = Arc::new(MemoryCluster::new());
         for t in &config.guard.targets {
             memory.add(&TargetRef::of(t), &format!("{}:stable", t.name));
         }
-        return Ok((memory.clone(), Some(memory), None));
+        return Ok((memory.clone(), Some(memory), None, None));
     }
     let client = kube::Client::try_default().await.map_err(AppError::Kubernetes)?;
     let namespace = client.default_namespace().to_string();
@@ -355,7 +369,9 @@ async fn connect_cluster(
     let timing = LeaseTiming { lease_duration: l.duration, renew_every: l.renew_every, retry_every: l.renew_every / 2 };
     tracing::info!(%namespace, %lease, %identity, "leader election through a Lease");
     let elector = Arc::new(LeaseElector::new(client.clone(), &namespace, &lease, identity, timing, clock.clone()));
-    Ok((Arc::new(KubeCluster::from_client(client)), None, Some(elector)))
+    let health = Arc::new(ApiHealth::new(metrics.clone()));
+    let cluster = KubeCluster::from_client(client.clone()).with_health(health.clone());
+    Ok((Arc::new(cluster), None, Some(elector), Some(KubeApi { client, health })))
 }
 
 /// Storage as configured; if it does not answer at start, a store that keeps

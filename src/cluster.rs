@@ -4,6 +4,7 @@
 //! simulated mode and for guard tests; the Kubernetes backend (kube-rs)
 //! implements the same trait.
 
+mod health;
 mod kubernetes;
 mod memory;
 
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use jiff::Timestamp;
 
+pub use health::{ApiHealth, ApiObserver, Call, Failure, Health};
 pub use kubernetes::KubeCluster;
 pub use memory::MemoryCluster;
 
@@ -111,6 +113,15 @@ pub trait Cluster: Send + Sync + 'static {
     /// a rollback to what it runs (a person's `kubectl rollout undo`, another
     /// replica), nothing is sent: `Conflict`, to read again and decide again.
     async fn roll_back(&self, target: &TargetRef, from_template: &str) -> Result<RolledBack>;
+    /// When the target runs a template Guardian rolled it back to: the
+    /// revision it was rolled back from, and the revision the cluster gives
+    /// the template it runs now (the old one's, or the next one once the
+    /// controller renumbered it). `None` when it shows no rollback of
+    /// Guardian's, or the backend cannot tell. Read-only; for the books after
+    /// a restart.
+    async fn rolled_back(&self, _target: &TargetRef) -> Result<Option<RolledBack>> {
+        Ok(None)
+    }
     /// Every change of the targets' rollout state, starting with the current
     /// state of each; pushed by the cluster, not polled. Ends only when the
     /// backend is dropped.

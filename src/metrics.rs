@@ -153,6 +153,17 @@ impl ProbeObserver for Metrics {
     }
 }
 
+/// The Kubernetes API's health, kept by the guard's metrics.
+impl crate::cluster::ApiObserver for Metrics {
+    fn failed(&self, call: crate::cluster::Call, failure: crate::cluster::Failure) {
+        self.guard.failed(call, failure);
+    }
+
+    fn up(&self, up: bool) {
+        self.guard.up(up);
+    }
+}
+
 /// Latency buckets for any endpoint, in seconds.
 const LADDER: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 

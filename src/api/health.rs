@@ -11,8 +11,10 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Ready while storage answers, Redis answers when its lock elects the
-/// leader, and every check has a fresh result; else 503 with every reason,
-/// one per line. What is degraded but not unready follows as `note:` lines.
+/// leader, the Kubernetes API answers when the guard acts on a cluster
+/// (`cluster::health` has the rule), and every check has a fresh result;
+/// else 503 with every reason, one per line. What is degraded but not
+/// unready follows as `note:` lines.
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, String) {
     let (mut problems, mut notes) = (Vec::new(), Vec::new());
     let storage = state.writer.health();
@@ -34,6 +36,15 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, String) {
                 notes.push(format!("redis unreachable ({why}); notifications are not deduplicated across replicas"));
             }
         }
+    }
+    if let Some(kube) = &state.kubernetes
+        && let crate::cluster::Health { up: false, why } = kube.health()
+    {
+        // The guard can neither pause nor roll back: deploys wait for a guardian that can act.
+        let why = why.unwrap_or_default();
+        problems.push(format!(
+            "kubernetes API server unreachable ({why}); the guard cannot pause or roll back; probing and the gate go on"
+        ));
     }
     let waiting = state.board.without_fresh_result();
     if !waiting.is_empty() {

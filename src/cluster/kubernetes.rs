@@ -13,6 +13,8 @@
 //! 429/503/504 a few times; other failures come back as `Unavailable`, a
 //! 409 as `Conflict`, for the caller's back-off.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use jiff::Timestamp;
@@ -21,22 +23,45 @@ use kube::core::GroupVersionKind;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
+use super::health::{ApiHealth, Call, classify_watch};
 use super::{Cluster, Error, ROLLED_BACK_TO, Result, RolledBack, RolloutState, TargetEvent, TargetRef};
 use crate::config::TargetKind;
 use crate::guard::{DeploymentState, ReplicaSetView, plan_rollback};
 
+/// Set by the rollback plan (`guard::plan_rollback`): the revision rolled back from.
+const ROLLED_BACK_FROM: &str = "guardian.blueocean.io/rolled-back-from";
+
 pub struct KubeCluster {
     client: kube::Client,
+    /// Told how every call ended, when the API's health is followed.
+    health: Option<Arc<ApiHealth>>,
 }
 
 impl KubeCluster {
     /// In-cluster service account, else `$KUBECONFIG` / `~/.kube/config`.
     pub async fn connect() -> Result<Self, kube::Error> {
-        Ok(Self { client: kube::Client::try_default().await? })
+        Ok(Self::from_client(kube::Client::try_default().await?))
     }
 
     pub fn from_client(client: kube::Client) -> Self {
-        Self { client }
+        Self { client, health: None }
+    }
+
+    /// Every call's end is recorded in `health`.
+    pub fn with_health(mut self, health: Arc<ApiHealth>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    async fn tracked<T>(
+        &self,
+        call: Call,
+        fut: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        match &self.health {
+            Some(h) => h.track(call, fut).await,
+            None => fut.await,
+        }
     }
 
     fn api(&self, target: &TargetRef, kind: Kind) -> Api<DynamicObject> {
@@ -45,17 +70,19 @@ impl KubeCluster {
 
     async fn get(&self, target: &TargetRef) -> Result<Value> {
         let kind = Kind::of(target.kind);
-        let obj = self.api(target, kind).get(&target.name).await.map_err(|e| error(target, e))?;
+        let api = self.api(target, kind);
+        let obj = self.tracked(Call::Get, api.get(&target.name)).await.map_err(|e| error(target, e))?;
         serde_json::to_value(&obj).map_err(|e| unavailable(target, e.to_string()))
     }
 
     async fn patch(&self, target: &TargetRef, kind: Kind, status: bool, body: &Value) -> Result<()> {
         let api = self.api(target, kind);
         let params = PatchParams::default();
+        let patch = Patch::Merge(body);
         let sent = if status {
-            api.patch_status(&target.name, &params, &Patch::Merge(body)).await
+            self.tracked(Call::Patch, api.patch_status(&target.name, &params, &patch)).await
         } else {
-            api.patch(&target.name, &params, &Patch::Merge(body)).await
+            self.tracked(Call::Patch, api.patch(&target.name, &params, &patch)).await
         };
         sent.map(|_| ()).map_err(|e| error(target, e))
     }
@@ -65,7 +92,8 @@ impl KubeCluster {
         let selector: Vec<String> =
             labels.into_iter().flatten().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}"))).collect();
         let api = self.api(target, Kind::ReplicaSet);
-        let list = api.list(&ListParams::default().labels(&selector.join(","))).await.map_err(|e| error(target, e))?;
+        let params = ListParams::default().labels(&selector.join(","));
+        let list = self.tracked(Call::List, api.list(&params)).await.map_err(|e| error(target, e))?;
         let values = list.items.iter().filter_map(|rs| serde_json::to_value(rs).ok());
         Ok(values.map(|v| ReplicaSetView::from_object(&v)).collect())
     }
@@ -120,10 +148,37 @@ impl Cluster for KubeCluster {
         // changed since, the API answers 409 (re-read and decide again).
         let ops = serde_json::from_value(plan.json_patch()).map_err(|e| unavailable(target, e.to_string()))?;
         let api = self.api(target, Kind::Deployment);
-        api.patch(&target.name, &PatchParams::default(), &Patch::<()>::Json(ops))
+        let patch = Patch::<()>::Json(ops);
+        self.tracked(Call::Patch, api.patch(&target.name, &PatchParams::default(), &patch))
             .await
             .map_err(|e| error(target, e))?;
         Ok(RolledBack { from_revision: plan.from_revision, to_revision: plan.to_revision })
+    }
+
+    async fn rolled_back(&self, target: &TargetRef) -> Result<Option<RolledBack>> {
+        if target.kind != TargetKind::Deployment {
+            return Ok(None);
+        }
+        let obj = self.get(target).await?;
+        let state = deployment_state(&obj);
+        if state.rolled_back_to.as_deref() != Some(state.template.as_str()) {
+            return Ok(None);
+        }
+        let from = obj
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ROLLED_BACK_FROM))
+            .and_then(Value::as_str)
+            .and_then(|r| r.parse().ok());
+        let Some(from_revision) = from else { return Ok(None) };
+        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str);
+        let sets = self.replica_sets(target, &obj).await?;
+        let running = sets
+            .iter()
+            .filter(|rs| uid.is_some() && rs.owner_uid.as_deref() == uid)
+            .filter(|rs| template_fingerprint(rs.template.clone()) == state.template)
+            .filter_map(|rs| rs.revision)
+            .max();
+        Ok(running.map(|to_revision| RolledBack { from_revision, to_revision }))
     }
 
     /// One kube-runtime watcher per target (a field selector on its name):
@@ -139,9 +194,16 @@ impl Cluster for KubeCluster {
             // (status churn while pods become ready, the same object re-listed) is
             // no change, as in the memory backend.
             let mut last: Option<Result<RolloutState>> = None;
+            let health = self.health.clone();
             watcher::watcher(api, config)
                 .default_backoff()
                 .filter_map(move |event| {
+                    if let Some(h) = &health {
+                        match event.as_ref().err().map(|e| (classify_watch(e), e)) {
+                            Some((Some(failure), e)) => h.failed(Call::Watch, failure, &e.to_string()),
+                            _ => h.answered(),
+                        }
+                    }
                     let target = target.clone();
                     let event = match event {
                         Ok(watcher::Event::Init) => {
@@ -187,15 +249,21 @@ fn to_event(target: TargetRef, event: Result<watcher::Event<DynamicObject>, watc
     TargetEvent { target, state }
 }
 
-fn deployment_state(obj: &Value) -> RolloutState {
-    let mut template = obj.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+/// The identity of a pod template, whoever holds it (a Deployment or its
+/// ReplicaSet): the controller's `pod-template-hash` label left out.
+fn template_fingerprint(mut template: Value) -> String {
     if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
         labels.remove("pod-template-hash");
     }
+    fingerprint(&template)
+}
+
+fn deployment_state(obj: &Value) -> RolloutState {
+    let template = obj.pointer("/spec/template").cloned().unwrap_or(Value::Null);
     RolloutState {
         rolling_out: DeploymentState::from_object(obj).is_rolling_out(),
         revision: revision(obj),
-        template: fingerprint(&template),
+        template: template_fingerprint(template),
         paused: obj.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false),
         rolled_back_to: obj
             .pointer("/metadata/annotations")

@@ -1,11 +1,12 @@
 //! The guard's metrics: targets rolling out, actions by outcome, how fast
 //! an action followed a confirmed breach, the detection bound of each check,
-//! and whether this replica is the one allowed to act.
+//! whether this replica is the one allowed to act, and whether the
+//! Kubernetes API answers the guard (the rule is in `cluster::health`).
 
 use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-use crate::cluster::TargetRef;
-use crate::config::Config;
+use crate::cluster::{ApiObserver, Call, Failure, TargetRef};
+use crate::config::{Config, GuardMode};
 
 pub struct GuardMetrics {
     rollout_in_progress: GaugeVec,
@@ -13,6 +14,8 @@ pub struct GuardMetrics {
     breach_to_action: HistogramVec,
     detection_bound: GaugeVec,
     leader: Gauge,
+    kubernetes_up: Gauge,
+    kubernetes_failures: IntCounterVec,
 }
 
 /// From a confirmed breach to the patch answered: milliseconds to a minute of retries.
@@ -48,12 +51,33 @@ impl GuardMetrics {
                 "guardian_leader",
                 "1 while this replica holds the leadership and may act on targets",
             ))?,
+            kubernetes_up: Gauge::with_opts(Opts::new(
+                "guardian_kubernetes_up",
+                "1 while the Kubernetes API answers the guard, 0 once calls keep failing (guard.mode kubernetes only)",
+            ))?,
+            kubernetes_failures: IntCounterVec::new(
+                Opts::new(
+                    "guardian_kubernetes_api_failures_total",
+                    "Calls to the Kubernetes API that failed: 5xx, 429, no answer in time, no connection",
+                ),
+                &["call", "reason"],
+            )?,
         };
         registry.register(Box::new(m.rollout_in_progress.clone()))?;
         registry.register(Box::new(m.actions.clone()))?;
         registry.register(Box::new(m.breach_to_action.clone()))?;
         registry.register(Box::new(m.detection_bound.clone()))?;
         registry.register(Box::new(m.leader.clone()))?;
+        // Only where there is a Kubernetes API to follow: elsewhere a 0 would read as an outage.
+        if config.guard.mode == GuardMode::Kubernetes {
+            registry.register(Box::new(m.kubernetes_up.clone()))?;
+            registry.register(Box::new(m.kubernetes_failures.clone()))?;
+            for call in Call::ALL {
+                for failure in Failure::ALL {
+                    m.kubernetes_failures.with_label_values(&[call.code(), failure.code()]);
+                }
+            }
+        }
         m.seed(config);
         Ok(m)
     }
@@ -92,5 +116,15 @@ impl GuardMetrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(if leader { 1.0 } else { 0.0 });
+    }
+}
+
+impl ApiObserver for GuardMetrics {
+    fn failed(&self, call: Call, failure: Failure) {
+        self.kubernetes_failures.with_label_values(&[call.code(), failure.code()]).inc();
+    }
+
+    fn up(&self, up: bool) {
+        self.kubernetes_up.set(if up { 1.0 } else { 0.0 });
     }
 }

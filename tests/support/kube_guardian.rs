@@ -70,6 +70,8 @@ pub struct Replica {
     guard_extra: String,
     customers: bool,
     redis: Option<String>,
+    /// A generic webhook the guardian notifies.
+    webhook: Option<String>,
 }
 
 impl Replica {
@@ -81,12 +83,19 @@ impl Replica {
             guard_extra: String::new(),
             customers: false,
             redis: None,
+            webhook: None,
         }
     }
 
     /// With `redis.url` set: in Kubernetes mode it only deduplicates notifications.
     pub fn with_redis(mut self, url: &str) -> Self {
         self.redis = Some(url.to_owned());
+        self
+    }
+
+    /// Notifying a generic webhook at `url` (`notify.webhooks`).
+    pub fn notifying(mut self, url: &str) -> Self {
+        self.webhook = Some(url.to_owned());
         self
     }
 
@@ -233,13 +242,18 @@ probing: {{ per_host_per_second: 1000 }}
   breach: {{ window: 5, max_bad: 3, confirm_interval: 250ms }}
 {extra}gate:
   stale_after: {stale}s
-"#,
+{notify}"#,
             lease = LEASE_DURATION.as_secs(),
             renew = RENEW_EVERY.as_secs(),
             kind = r.kind,
             extra = r.guard_extra,
             stale = STALE_AFTER.as_secs(),
             redis = r.redis.as_ref().map(|u| format!("redis: {{ url: '{u}' }}\n")).unwrap_or_default(),
+            notify = r
+                .webhook
+                .as_ref()
+                .map(|u| format!("notify:\n  webhooks:\n    - {{ url: '{u}', format: generic }}\n"))
+                .unwrap_or_default(),
         )
     }
 

@@ -1,7 +1,17 @@
 //! The request log and fault injection, applied to every request before it reaches the API.
+//!
+//! Faults: the next N matching requests failed with a status or delayed; a flapping API (`Flap`: a share of the
+//! matching requests answered 5xx/429, another share held past the client's timeout, until stopped); one request
+//! held before or after it is applied until the test releases it (`Hold`), so a client can be stopped exactly
+//! there. Held requests run in their own task: what happens to one is the test's choice (applied, or dropped), not
+//! a side effect of the client's connection going away. Writes the API actually applied (answered 2xx) are logged
+//! apart from the requests, so tests count mutations, not attempts.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -47,6 +57,8 @@ pub struct Matcher {
     path: Option<String>,
     path_prefix: Option<String>,
     query_contains: Option<String>,
+    content_type: Option<String>,
+    watches: Option<bool>,
 }
 
 impl Matcher {
@@ -76,8 +88,23 @@ impl Matcher {
         self
     }
 
+    /// The media type, without parameters (`application/json-patch+json`).
+    pub fn content_type(mut self, media: &str) -> Self {
+        self.content_type = Some(media.to_owned());
+        self
+    }
+
+    /// Watch requests only (`true`) or everything but them (`false`).
+    pub fn watches(mut self, watches: bool) -> Self {
+        self.watches = Some(watches);
+        self
+    }
+
     pub fn matches(&self, r: &RecordedRequest) -> bool {
-        self.method.as_ref().is_none_or(|m| *m == r.method)
+        let media = r.content_type.as_deref().unwrap_or("").split(';').next().unwrap_or("").trim();
+        self.content_type.as_ref().is_none_or(|c| c == media)
+            && self.watches.is_none_or(|w| w == r.is_watch())
+            && self.method.as_ref().is_none_or(|m| *m == r.method)
             && self.path.as_ref().is_none_or(|p| *p == r.path)
             && self.path_prefix.as_ref().is_none_or(|p| r.path.starts_with(p.as_str()))
             && self.query_contains.as_ref().is_none_or(|q| r.query.as_deref().unwrap_or("").contains(q.as_str()))
@@ -102,6 +129,75 @@ struct Fault {
 pub struct Faults {
     log: Mutex<Vec<RecordedRequest>>,
     faults: Mutex<Vec<Fault>>,
+    applied: Mutex<Vec<RecordedRequest>>,
+    holds: Mutex<Vec<(Matcher, Arc<Hold>)>>,
+    flap: Mutex<Option<Flap>>,
+    /// Drives the flapping's choices: a fixed sequence, so a run can be replayed.
+    dice: AtomicU64,
+}
+
+/// A flapping API: of the matching requests, `fail` (a share) answer one of `codes` in turn, and `hang` (a share)
+/// are held `hang_for` before being served as usual (so a client that gave up may still see its write applied).
+#[derive(Clone, Debug)]
+pub struct Flap {
+    pub matcher: Matcher,
+    pub fail: f64,
+    pub codes: Vec<u16>,
+    pub hang: f64,
+    pub hang_for: Duration,
+}
+
+/// Where a held request waits: before the API sees it, or after it was applied (its answer held back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    BeforeApplying,
+    AfterApplying,
+}
+
+/// What the test does with a request held before it was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Release {
+    Apply,
+    Discard,
+}
+
+/// One request held until the test releases it; see [`Faults::hold_next`].
+pub struct Hold {
+    stage: Stage,
+    arrived: watch::Sender<Option<RecordedRequest>>,
+    release: watch::Sender<Option<Release>>,
+}
+
+impl Hold {
+    /// The request, once one is held (after it was applied, for `AfterApplying`).
+    pub fn held(&self) -> Option<RecordedRequest> {
+        self.arrived.borrow().clone()
+    }
+
+    /// Waits until a request is held, up to `within`; panics past it.
+    pub async fn arrived(&self, within: Duration) -> RecordedRequest {
+        let mut rx = self.arrived.subscribe();
+        let got = tokio::time::timeout(within, rx.wait_for(Option::is_some)).await;
+        let got = got.unwrap_or_else(|_| panic!("no request was held within {within:?}"));
+        got.expect("the hold is alive").clone().expect("held")
+    }
+
+    /// Lets it go: applied then answered (before), or answered (after).
+    pub fn release(&self) {
+        self.release.send_replace(Some(Release::Apply));
+    }
+
+    /// Drops it: a request held before it was applied is never applied (answered 503 if anyone still listens);
+    /// one held after is answered as `release` does.
+    pub fn discard(&self) {
+        self.release.send_replace(Some(Release::Discard));
+    }
+
+    async fn released(&self) -> Release {
+        let mut rx = self.release.subscribe();
+        let r = rx.wait_for(Option::is_some).await.map(|r| *r);
+        r.ok().flatten().unwrap_or(Release::Discard)
+    }
 }
 
 impl Faults {
@@ -119,6 +215,55 @@ impl Faults {
 
     pub fn delay_next(&self, n: usize, matcher: Matcher, delay: Duration) {
         lock(&self.faults).push(Fault { remaining: n, matcher, action: Action::Delay(delay) });
+    }
+
+    /// The next request that matches is held at `stage` until the returned handle releases or discards it.
+    pub fn hold_next(&self, matcher: Matcher, stage: Stage) -> Arc<Hold> {
+        let hold = Arc::new(Hold { stage, arrived: watch::Sender::new(None), release: watch::Sender::new(None) });
+        lock(&self.holds).push((matcher, hold.clone()));
+        hold
+    }
+
+    /// From now on until `stop_flapping`, the requests `flap.matcher` matches flap.
+    pub fn flap(&self, flap: Flap) {
+        *lock(&self.flap) = Some(flap);
+    }
+
+    pub fn stop_flapping(&self) {
+        *lock(&self.flap) = None;
+    }
+
+    /// The writes the API applied (answered 2xx), in order.
+    pub fn applied(&self) -> Vec<RecordedRequest> {
+        lock(&self.applied).clone()
+    }
+
+    fn take_hold(&self, request: &RecordedRequest) -> Option<Arc<Hold>> {
+        let mut holds = lock(&self.holds);
+        let i = holds.iter().position(|(m, _)| m.matches(request))?;
+        Some(holds.remove(i).1)
+    }
+
+    /// What the flapping does to this request: a status to answer, a hang, or nothing.
+    fn roll(&self, request: &RecordedRequest) -> (Option<u16>, Duration) {
+        let flap = lock(&self.flap);
+        let Some(f) = flap.as_ref().filter(|f| f.matcher.matches(request)) else { return (None, Duration::ZERO) };
+        let n = self.dice.fetch_add(1, Ordering::SeqCst);
+        // A fixed, well-spread sequence in [0, 1) (the golden ratio's fractional multiples).
+        let x = (n as f64 * 0.618_033_988_749_895).fract();
+        if x < f.fail && !f.codes.is_empty() {
+            return (Some(f.codes[n as usize % f.codes.len()]), Duration::ZERO);
+        }
+        if x < f.fail + f.hang {
+            return (None, f.hang_for);
+        }
+        (None, Duration::ZERO)
+    }
+
+    fn note_applied(&self, request: &RecordedRequest, response: &Response) {
+        if request.method != "GET" && response.status().is_success() {
+            lock(&self.applied).push(request.clone());
+        }
     }
 
     /// Faults armed but not yet used up.
@@ -157,14 +302,47 @@ pub async fn record_and_inject(State(faults): State<Arc<Faults>>, request: Reque
         body: body_value(&bytes),
     };
     let (delay, fail) = faults.take(&recorded);
-    lock(&faults.log).push(recorded);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    let (flap_fail, hang) = if fail.is_none() { faults.roll(&recorded) } else { (None, Duration::ZERO) };
+    let hold = faults.take_hold(&recorded);
+    lock(&faults.log).push(recorded.clone());
+    if !(delay + hang).is_zero() {
+        tokio::time::sleep(delay + hang).await;
     }
-    if let Some(code) = fail {
+    if let Some(code) = fail.or(flap_fail) {
         return ApiError::injected(code).into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let Some(hold) = hold else {
+        let response = next.run(request).await;
+        faults.note_applied(&recorded, &response);
+        return response;
+    };
+    // In a task of its own: the held request's fate is the test's, whatever becomes of the client's connection.
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let response = match hold.stage {
+            Stage::BeforeApplying => {
+                hold.arrived.send_replace(Some(recorded.clone()));
+                match hold.released().await {
+                    Release::Apply => {
+                        let response = next.run(request).await;
+                        faults.note_applied(&recorded, &response);
+                        response
+                    }
+                    Release::Discard => ApiError::injected(503).into_response(),
+                }
+            }
+            Stage::AfterApplying => {
+                let response = next.run(request).await;
+                faults.note_applied(&recorded, &response);
+                hold.arrived.send_replace(Some(recorded.clone()));
+                hold.released().await;
+                response
+            }
+        };
+        let _ = tx.send(response);
+    });
+    rx.await.unwrap_or_else(|_| ApiError::injected(503).into_response())
 }
 
 fn body_value(bytes: &[u8]) -> Value {
@@ -176,4 +354,33 @@ fn body_value(bytes: &[u8]) -> Value {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The fault handles of the server, next to `fail_next` and `delay_next`.
+impl super::FakeApiServer {
+    /// The next request that matches is held before the API sees it, until the returned handle releases it
+    /// (applied, then answered) or discards it (never applied).
+    pub fn hold_next_before_applying(&self, matcher: Matcher) -> Arc<Hold> {
+        self.shared.faults.hold_next(matcher, Stage::BeforeApplying)
+    }
+
+    /// The next request that matches is applied at once, and its answer held until the returned handle releases it.
+    pub fn hold_next_after_applying(&self, matcher: Matcher) -> Arc<Hold> {
+        self.shared.faults.hold_next(matcher, Stage::AfterApplying)
+    }
+
+    /// Until [`FakeApiServer::stop_flapping`], of the requests `matcher` matches, a share `fail` answer one of
+    /// `codes` in turn and a share `hang` are held `hang_for` before being served as usual.
+    pub fn flap(&self, matcher: Matcher, fail: f64, codes: &[u16], hang: f64, hang_for: Duration) {
+        self.shared.faults.flap(Flap { matcher, fail, codes: codes.to_vec(), hang, hang_for });
+    }
+
+    pub fn stop_flapping(&self) {
+        self.shared.faults.stop_flapping();
+    }
+
+    /// The writes the API applied (answered 2xx), in order: mutations, not attempts.
+    pub fn applied_writes(&self) -> Vec<RecordedRequest> {
+        self.shared.faults.applied()
+    }
 }
