@@ -140,9 +140,12 @@ impl CheckJudge {
             return Standing::Fine;
         };
         let borne_out = kept[tripped..].iter().filter(|e| **e == Entry::Bad).count();
-        if borne_out >= self.max_bad {
+        let last = window(kept.len());
+        // A breach whose last window is all good has cleared, however it was
+        // borne out before: a late leader or a retry must not act on it.
+        if borne_out >= self.max_bad && last.iter().any(|e| *e != Entry::Good) {
             Standing::Confirmed
-        } else if self.trips(window(kept.len())) {
+        } else if self.trips(last) {
             Standing::Suspected
         } else {
             Standing::Fine
@@ -269,6 +272,21 @@ mod tests {
             assert_ne!(j.observe(v, at(s)), Standing::Confirmed, "probe {s}");
         }
         assert_eq!(j.observe(bad, at(9)), Standing::Confirmed, "three bad after the first trip");
+    }
+
+    #[test]
+    fn a_confirmed_breach_followed_by_a_window_of_good_probes_has_cleared() {
+        let mut j = CheckJudge::new(5, 3);
+        for s in 0..6 {
+            j.observe(Verdict::Bad, at(s));
+        }
+        assert_eq!(j.standing(), Standing::Confirmed);
+        for s in 6..10 {
+            assert_eq!(j.observe(Verdict::Good, at(s)), Standing::Confirmed, "probe {s}: one bad is still in the window");
+        }
+        assert_eq!(j.observe(Verdict::Good, at(10)), Standing::Fine, "five good in a row: cleared");
+        assert_eq!(j.breached_since(), None);
+        assert_eq!(j.standing_since(at(0)), Standing::Fine);
     }
 
     #[test]
