@@ -3,6 +3,14 @@
 //! and a target it guards is armed, the actuator hears of it at once, on the
 //! probe's own task. A loop looks for guarding checks without evidence for
 //! `gate.stale_after` while armed (missing data: pause, never roll back).
+//!
+//! Time: the judges compare probe starts with arming times and with now, so
+//! they work on a timeline of their own (`Timeline`): the wall clock's
+//! reading when the guard started plus monotonic time since. A wall clock
+//! stepped back would otherwise make every probe look older than the
+//! arming it followed (no rollback until the clock caught up), and one
+//! stepped forward would make fresh evidence look stale (a pause for
+//! missing data that is not missing).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,23 +37,68 @@ const RAISE_AGAIN_EVERY: u32 = 10;
 pub struct Judges {
     judges: Mutex<HashMap<String, CheckJudge>>,
     stale_after: Duration,
+    /// Set by `Evidence::new`; until then wall times are taken as they are.
+    timeline: Mutex<Option<Timeline>>,
+}
+
+/// Where the judges place probe starts, arming times and now: the wall
+/// clock at start plus monotonic time since, so a jump of the wall clock
+/// moves nothing already placed.
+struct Timeline {
+    clock: Arc<dyn Clock>,
+    wall0: jiff::Timestamp,
+    mono0: Instant,
+    /// A suspect probe's wall start (with its check) → where it was placed,
+    /// so its end resolves the same entry.
+    suspects: HashMap<(String, jiff::Timestamp), jiff::Timestamp>,
+    /// An arming time as `Targets` gives it (wall) → where it was placed when first seen.
+    armed: HashMap<jiff::Timestamp, jiff::Timestamp>,
 }
 
 impl Judges {
     pub fn new(config: &Config) -> Self {
         let g = &config.guard;
         let judges = config.checks.iter().map(|c| (c.name.clone(), CheckJudge::new(g.breach_window, g.breach_max_bad)));
-        Self { judges: Mutex::new(judges.collect()), stale_after: config.gate.stale_after }
+        Self { judges: Mutex::new(judges.collect()), stale_after: config.gate.stale_after, timeline: Mutex::new(None) }
     }
 
-    /// Records a probe (or resolves a suspect one); since when the check has
-    /// been breached, if it is.
-    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp) {
+    /// Places what the judges see on a timeline that wall-clock jumps do not move.
+    fn keep_time(&self, clock: Arc<dyn Clock>) {
+        let wall0 = clock.now();
+        let timeline =
+            Timeline { clock, wall0, mono0: Instant::now(), suspects: HashMap::new(), armed: HashMap::new() };
+        *lock(&self.timeline) = Some(timeline);
+    }
+
+    /// Records a probe started at `at` (wall) and `elapsed` ago (monotonic),
+    /// or resolves a suspect one.
+    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp, elapsed: Duration) {
+        let placed = match lock(&self.timeline).as_mut() {
+            None => at,
+            Some(t) => t.place_probe(check, event, at, elapsed),
+        };
         if let Some(judge) = lock(&self.judges).get_mut(check) {
             match event {
-                Seen::Probe(v) => judge.observe(v, at),
-                Seen::Ended { answered } => judge.resolve(at, answered),
+                Seen::Probe(v) => judge.observe(v, placed),
+                Seen::Ended { answered } => judge.resolve(placed, answered),
             };
+        }
+    }
+
+    /// `now`, or the timeline's now.
+    fn now(&self, now: jiff::Timestamp) -> jiff::Timestamp {
+        lock(&self.timeline).as_ref().map_or(now, Timeline::now)
+    }
+
+    /// An arming time (wall), or where it sits on the timeline.
+    fn armed_at(&self, since: jiff::Timestamp) -> jiff::Timestamp {
+        lock(&self.timeline).as_mut().map_or(since, |t| t.armed(since))
+    }
+
+    /// Forgets arming times no target has any more.
+    fn forget_armings_but(&self, current: &[jiff::Timestamp]) {
+        if let Some(t) = lock(&self.timeline).as_mut() {
+            t.armed.retain(|wall, _| current.contains(wall));
         }
     }
 
@@ -53,6 +106,7 @@ impl Judges {
     /// A breach begun before the target armed is not its change's doing;
     /// otherwise only probes since arming count against the change.
     pub fn trigger(&self, check: &str, armed_since: jiff::Timestamp) -> Option<Trigger> {
+        let armed_since = self.armed_at(armed_since);
         let judges = lock(&self.judges);
         let judge = judges.get(check)?;
         let breached_since = judge.breached_since()?;
@@ -66,6 +120,7 @@ impl Judges {
 
     /// Where `check` stands on probes started since `since` only.
     pub fn standing_since(&self, check: &str, since: jiff::Timestamp) -> Standing {
+        let since = self.armed_at(since);
         lock(&self.judges).get(check).map_or(Standing::Fine, |j| j.standing_since(since))
     }
 
@@ -75,6 +130,7 @@ impl Judges {
 
     /// No evidence for `gate.stale_after`, counting from `since` at the earliest.
     pub fn is_stale(&self, check: &str, now: jiff::Timestamp, since: jiff::Timestamp) -> bool {
+        let (now, since) = (self.now(now), self.armed_at(since));
         lock(&self.judges).get(check).is_some_and(|j| j.is_stale(now, since, self.stale_after))
     }
 
@@ -106,18 +162,20 @@ impl Evidence {
         actuator: Arc<Actuator>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
+        let evidence = Self {
             judges,
             budgets: config.checks.iter().map(|c| (c.name.clone(), c.budget)).collect(),
             targets,
             actuator,
-            clock,
+            clock: clock.clone(),
             stale_after: config.gate.stale_after,
-        }
+        };
+        evidence.judges.keep_time(clock);
+        evidence
     }
 
-    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp, reason: String) {
-        self.judges.observe(check, event, at);
+    fn observe(&self, check: &str, event: Seen, at: jiff::Timestamp, elapsed: Duration, reason: String) {
+        self.judges.observe(check, event, at, elapsed);
         // Good news and no news never call for action.
         if matches!(event, Seen::Probe(Verdict::Good | Verdict::Unreachable)) {
             return;
@@ -160,7 +218,9 @@ impl Evidence {
 
     pub fn look_for_missing_data(&self) {
         let now = self.clock.now();
-        for (target, checks, since) in self.targets.armed() {
+        let armed = self.targets.armed();
+        self.judges.forget_armings_but(&armed.iter().map(|(_, _, since)| *since).collect::<Vec<_>>());
+        for (target, checks, since) in armed {
             let stale = checks.iter().find(|c| self.judges.is_stale(c, now, since)).cloned();
             if let Some(check) = stale {
                 let reason = format!("{check} has had no answer for {}", format_duration(self.stale_after));
@@ -203,14 +263,57 @@ impl ProbeObserver for Evidence {
     fn on_event(&self, event: ProbeEvent<'_>) {
         match event {
             ProbeEvent::OverBudget { check, started_at } => {
+                let budget = self.budgets.get(check).copied().unwrap_or_default();
                 let reason = format!("{check} did not answer within its {} budget", self.budget(check));
-                self.observe(check, Seen::Probe(Verdict::Suspect), started_at, reason);
+                self.observe(check, Seen::Probe(Verdict::Suspect), started_at, budget, reason);
             }
             ProbeEvent::Finished(r) => {
-                self.observe(&r.check, seen(r), r.started_at, format!("{}: {}", r.check, r.reason))
+                self.observe(&r.check, seen(r), r.started_at, r.latency, format!("{}: {}", r.check, r.reason))
             }
             ProbeEvent::Skipped { .. } => {}
         }
+    }
+}
+
+impl Timeline {
+    /// Suspects unresolved for this long are forgotten: longer than any probe's timeout (10 min at most).
+    const SUSPECT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+    fn now(&self) -> jiff::Timestamp {
+        let since = jiff::SignedDuration::try_from(self.mono0.elapsed()).unwrap_or(jiff::SignedDuration::MAX);
+        self.wall0.saturating_add(since).unwrap_or(self.wall0)
+    }
+
+    /// A probe's start: `elapsed` before now, whatever the wall clock did
+    /// meanwhile; a suspect's end finds the place its start was given.
+    fn place_probe(&mut self, check: &str, event: Seen, at: jiff::Timestamp, elapsed: Duration) -> jiff::Timestamp {
+        let now = self.now();
+        let ago = jiff::SignedDuration::try_from(elapsed).unwrap_or(jiff::SignedDuration::ZERO);
+        let placed = now.checked_sub(ago).unwrap_or(now);
+        let key = (check.to_string(), at);
+        match event {
+            Seen::Probe(Verdict::Suspect) => {
+                let horizon = now.checked_sub(Self::SUSPECT_FOR).unwrap_or(now);
+                self.suspects.retain(|_, t| *t > horizon);
+                *self.suspects.entry(key).or_insert(placed)
+            }
+            Seen::Ended { .. } => self.suspects.remove(&key).unwrap_or(placed),
+            Seen::Probe(_) => placed,
+        }
+    }
+
+    /// An arming time, placed the first time it is seen: as long before now
+    /// as the wall clock says (a target arms, and the guard looks within a
+    /// tick), never after now.
+    fn armed(&mut self, since: jiff::Timestamp) -> jiff::Timestamp {
+        if let Some(placed) = self.armed.get(&since) {
+            return *placed;
+        }
+        let ago = self.clock.now().duration_since(since).max(jiff::SignedDuration::ZERO);
+        let now = self.now();
+        let placed = now.checked_sub(ago).unwrap_or(now);
+        self.armed.insert(since, placed);
+        placed
     }
 }
 

@@ -103,7 +103,8 @@ impl IncidentTracker {
             }
             (Transition::Recovered, Some(open)) => {
                 open.count(bad, latency);
-                let end = open.streak_from.unwrap_or(at);
+                // Never before the onset: the wall clock may have been stepped back meanwhile.
+                let end = open.streak_from.unwrap_or(at).max(open.incident.started_at);
                 open.refresh(end, rate);
                 open.incident.ended_at = Some(end);
                 let incident = open.incident.clone();

@@ -100,6 +100,11 @@ impl Composer {
         self.history.open_incidents()
     }
 
+    /// Whether the incidents open before a restart are back from storage.
+    pub fn incidents_restored(&self) -> bool {
+        self.history.is_restored()
+    }
+
     pub fn open_incident_ids(&self) -> Vec<String> {
         self.history.open_incidents().into_iter().map(|i| i.id).collect()
     }

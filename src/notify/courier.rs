@@ -23,6 +23,11 @@
 //!   keeps two replicas that both believe they lead from sending at once.
 //!   A replica that dies mid-send holds `sending:` for `SENDING_FOR` at most.
 //!
+//! Wall-clock jumps: a delivery's age (for `MAX_AGE`) is counted on the
+//! monotonic clock while the process runs, and a due time further off than
+//! any back-off (`outbox::LONGEST_WAIT`) is due now, so a clock stepped
+//! forward abandons nothing and one stepped back holds nothing up.
+//!
 //! Alertmanager: each firing alert is sent again every
 //! `notify.resend_every` (1 m), well within its 5 m `resolve_timeout`, and resolved (`endsAt`) with its
 //! incident. An alert without an incident (missing data) ends by itself
@@ -70,6 +75,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Start-up waits this long for the outbox before sending without it.
 const RESTORE_WAIT: Duration = Duration::from_secs(10);
 const RESTORE_RETRY: Duration = Duration::from_secs(5);
+/// How often start-up looks whether open incidents are back from storage.
+const INCIDENTS_POLL: Duration = Duration::from_millis(50);
 /// A follower looks this often whether it leads now.
 const FOLLOWER_POLL: Duration = Duration::from_millis(500);
 
@@ -144,6 +151,9 @@ struct Book {
     last_action: HashMap<String, Action>,
     /// A local incident id announced under another replica's id.
     alias: HashMap<String, String>,
+    /// When each pending delivery (key, channel) came to be, on the monotonic
+    /// clock: its age for `MAX_AGE`, whatever the wall clock did since.
+    born: HashMap<(String, String), tokio::time::Instant>,
 }
 
 /// What one attempt came to.
@@ -214,10 +224,13 @@ impl Courier {
         stop: CancellationToken,
     ) {
         self.restore_at_start(store, &stop).await;
+        self.await_incidents(&stop).await;
         let mut changes = self.leadership.changes();
         let mut changes_open = true;
         let mut leading = false;
-        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        // Not at once: incidents restored from storage may not be open here yet,
+        // and what is kept about them (their last action) would be swept away.
+        let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let now_leading = self.leadership.is_leader();
@@ -297,6 +310,19 @@ impl Courier {
         }
     }
 
+    /// Incidents open before a restart come back from storage in a task of
+    /// their own; the first leadership check below announces what is open
+    /// (unless it was told already), so it waits for them, `RESTORE_WAIT` at most.
+    async fn await_incidents(&self, stop: &CancellationToken) {
+        let deadline = tokio::time::Instant::now() + RESTORE_WAIT;
+        while !self.composer.incidents_restored() && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(INCIDENTS_POLL) => {}
+            }
+        }
+    }
+
     /// Merges stored deliveries: pending ones join their channel's queue,
     /// every key is remembered, and Alertmanager's firing alerts are rebuilt.
     async fn restore(&self, store: &dyn Store) -> crate::store::Result<()> {
@@ -308,7 +334,12 @@ impl Courier {
             .filter(|d| d.channel == "alertmanager" && d.key.ends_with(":resolved"))
             .filter_map(|d| d.key.strip_suffix(":resolved").map(str::to_string))
             .collect();
+        let last_actions = last_actions(&rows);
         let mut book = lock(&self.book);
+        for (incident, action) in last_actions {
+            // What this process queued itself is newer than what storage kept.
+            book.last_action.entry(incident).or_insert(action);
+        }
         let (mut pending, mut dropped) = (0usize, 0usize);
         for d in rows {
             if book.seen.insert((d.key.clone(), d.channel.clone()), d.created_at).is_some() {
@@ -317,6 +348,11 @@ impl Courier {
             match d.state {
                 DeliveryState::Pending if known.contains(d.channel.as_str()) => {
                     pending += 1;
+                    // Its age so far can only be read off the wall clock.
+                    let age = Duration::try_from(self.clock.now().duration_since(d.created_at)).unwrap_or_default();
+                    let mono_now = tokio::time::Instant::now();
+                    let born = mono_now.checked_sub(age.min(outbox::MAX_AGE)).unwrap_or(mono_now);
+                    book.born.insert((d.key.clone(), d.channel.clone()), born);
                     book.queues.entry(d.channel.clone()).or_default().push_back(d);
                 }
                 DeliveryState::Pending => {
@@ -442,6 +478,7 @@ impl Courier {
                 done_at: None,
             };
             self.writer.enqueue(d.clone());
+            book.born.insert((key.to_string(), c.id.clone()), tokio::time::Instant::now());
             book.queues.entry(c.id.clone()).or_default().push_back(d);
             c.wake.notify_one();
         }
@@ -488,7 +525,7 @@ impl Courier {
     fn wait_for_work(&self, channel: &Channel) -> Duration {
         let book = lock(&self.book);
         match book.queues.get(&channel.id).and_then(VecDeque::front) {
-            Some(d) => Duration::try_from(d.next_attempt_at.duration_since(self.clock.now())).unwrap_or(Duration::ZERO),
+            Some(d) => until_due(d, self.clock.now()),
             None => Duration::from_secs(3600),
         }
     }
@@ -497,7 +534,7 @@ impl Courier {
     fn due(&self, channel: &Channel) -> Option<Delivery> {
         let book = lock(&self.book);
         let d = book.queues.get(&channel.id)?.front()?;
-        (d.next_attempt_at <= self.clock.now()).then(|| d.clone())
+        until_due(d, self.clock.now()).is_zero().then(|| d.clone())
     }
 
     /// One attempt. With Redis, a send already made by any replica is not
@@ -505,7 +542,11 @@ impl Courier {
     /// (`sending:`, short-lived, so a replica that died mid-send does not
     /// hold it up for long).
     async fn attempt(&self, channel: &Channel, d: &Delivery) -> Attempt {
-        let age = Duration::try_from(self.clock.now().duration_since(d.created_at)).unwrap_or_default();
+        let born = lock(&self.book).born.get(&(d.key.clone(), channel.id.clone())).copied();
+        let age = match born {
+            Some(born) => born.elapsed(),
+            None => Duration::try_from(self.clock.now().duration_since(d.created_at)).unwrap_or_default(),
+        };
         if age >= outbox::MAX_AGE {
             return Attempt::TooOld;
         }
@@ -621,6 +662,9 @@ impl Courier {
                 } else {
                     queue.remove(at);
                 }
+            }
+            if d.state != DeliveryState::Pending {
+                book.born.remove(&(d.key.clone(), channel.id.clone()));
             }
         }
         self.writer.enqueue(d);
@@ -770,6 +814,27 @@ impl IncidentListener for Courier {
             let _ = self.inbox.send(Input::Closed(incident.clone()));
         }
     }
+}
+
+/// How long until `d` is due. No wait is ever longer than a retry's
+/// back-off (`outbox::LONGEST_WAIT`): a due time further off than that was
+/// set before the wall clock went back, and is due now.
+fn until_due(d: &Delivery, now: Timestamp) -> Duration {
+    let wait = Duration::try_from(d.next_attempt_at.duration_since(now)).unwrap_or(Duration::ZERO);
+    if wait > outbox::LONGEST_WAIT { Duration::ZERO } else { wait }
+}
+
+/// The last pause or rollback told of each incident, from stored
+/// deliveries: a resolve sent after a restart still says what Guardian did.
+fn last_actions(rows: &[Delivery]) -> HashMap<String, Action> {
+    let mut told: Vec<(Timestamp, Message)> = rows
+        .iter()
+        .filter_map(|d| Some((d.created_at, serde_json::from_str::<Message>(&d.payload).ok()?)))
+        .filter(|(_, m)| m.event == Event::ActionTaken && !m.incident.is_empty())
+        .filter(|(_, m)| matches!(m.action, Action::Paused { .. } | Action::RolledBack { .. }))
+        .collect();
+    told.sort_by_key(|(at, _)| *at);
+    told.into_iter().map(|(_, m)| (m.incident, m.action)).collect()
 }
 
 /// One alert per alertname and target within an incident.

@@ -65,6 +65,9 @@ pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 360
 const FIRST_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Short enough that a receiver back after minutes hears within half a minute.
 const MAX_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The longest wait `retry_wait` gives (`MAX_RETRY_WAIT` × 1.5), longer than
+/// any other wait between attempts: a later due time is a wall-clock jump.
+pub const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(45);
 /// A receiver that refuses the same body this many times (a 4xx) will not
 /// take it later either; it no longer holds the channel's queue up.
 pub const MAX_REFUSALS: u32 = 3;
@@ -97,6 +100,7 @@ mod tests {
             assert_eq!(retry_wait(attempts, 1.0), Duration::from_millis(base * 3 / 2), "{attempts}");
         }
         assert_eq!(retry_wait(0, 0.5), Duration::from_secs(1));
+        assert_eq!(retry_wait(60, 1.0), LONGEST_WAIT, "no wait is longer");
     }
 
     #[test]
