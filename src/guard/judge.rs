@@ -282,7 +282,11 @@ mod tests {
         }
         assert_eq!(j.standing(), Standing::Confirmed);
         for s in 6..10 {
-            assert_eq!(j.observe(Verdict::Good, at(s)), Standing::Confirmed, "probe {s}: one bad is still in the window");
+            assert_eq!(
+                j.observe(Verdict::Good, at(s)),
+                Standing::Confirmed,
+                "probe {s}: one bad is still in the window"
+            );
         }
         assert_eq!(j.observe(Verdict::Good, at(10)), Standing::Fine, "five good in a row: cleared");
         assert_eq!(j.breached_since(), None);
