@@ -187,6 +187,11 @@ async fn with_every_notifier_down_the_guard_acts_on_time_and_after_a_kill_each_m
     let (code, body) = readyz(&g).await;
     assert_eq!(code, 200, "notifiers down do not make a guardian unready: {body}");
     assert!(body.starts_with("ready"), "{body}");
+    let note = body.lines().find(|l| l.starts_with("note: notifications waiting for receivers that fail: "));
+    let note = note.unwrap_or_else(|| panic!("/readyz says the notifiers fail: {body}"));
+    for channel in CHANNELS {
+        assert!(note.contains(&format!("{channel} ")), "{channel} named: {note}");
+    }
     let a = actions(&g).await;
     let listed: Vec<String> = a.iter().map(|a| format!("{} {} {}", a["action"], a["outcome"], a["id"])).collect();
     assert_eq!((count(&a, "pause", "ok"), count(&a, "rollback", "ok")), (1, 1), "{listed:#?}");
@@ -251,6 +256,8 @@ async fn with_every_notifier_down_the_guard_acts_on_time_and_after_a_kill_each_m
     })
     .await;
     eprintln!("receivers back: every queue drained in {:?}", back.elapsed());
+    let (code, body) = readyz(&g).await;
+    assert_eq!((code, body.as_str()), (200, "ready\n"), "nothing waits any more");
     // Let a duplicate show up, if one were coming.
     tokio::time::sleep(Duration::from_secs(2)).await;
 

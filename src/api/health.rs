@@ -46,6 +46,12 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, String) {
             "kubernetes API server unreachable ({why}); the guard cannot pause or roll back; probing and the gate go on"
         ));
     }
+    let failing = state.metrics.notify.failing();
+    if !failing.is_empty() {
+        // A guardian that cannot notify still guards: degraded, not unready.
+        let channels: Vec<String> = failing.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        notes.push(format!("notifications waiting for receivers that fail: {}", channels.join(", ")));
+    }
     let waiting = state.board.without_fresh_result();
     if !waiting.is_empty() {
         problems.push(format!("no fresh result for {}", waiting.join(", ")));

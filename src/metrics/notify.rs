@@ -1,6 +1,9 @@
 //! Notification and coordination metrics: deliveries by channel and
 //! outcome, what waits in the outbox, and whether Redis answers.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use prometheus::{Gauge, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::config::Config;
@@ -9,6 +12,8 @@ pub struct NotifyMetrics {
     sent: IntCounterVec,
     queued: IntGaugeVec,
     redis_up: Gauge,
+    /// Whether each channel's last attempt failed, for `/readyz`'s note.
+    last_failed: Mutex<BTreeMap<String, bool>>,
 }
 
 impl NotifyMetrics {
@@ -29,6 +34,7 @@ impl NotifyMetrics {
                 "guardian_redis_up",
                 "1 while Redis answers (coordination between replicas); 0 when it does not or is not configured",
             ))?,
+            last_failed: Mutex::new(BTreeMap::new()),
         };
         registry.register(Box::new(m.sent.clone()))?;
         registry.register(Box::new(m.queued.clone()))?;
@@ -48,6 +54,20 @@ impl NotifyMetrics {
 
     pub fn sent(&self, channel: &str, ok: bool) {
         self.sent.with_label_values(&[channel, if ok { "ok" } else { "failed" }]).inc();
+        self.last_failed.lock().unwrap_or_else(|p| p.into_inner()).insert(channel.to_string(), !ok);
+    }
+
+    /// Channels whose messages wait because their last attempt failed, with
+    /// how many wait: a receiver is down. Messages merely queued behind a
+    /// working receiver are not news.
+    pub fn failing(&self) -> Vec<(String, i64)> {
+        let last_failed = self.last_failed.lock().unwrap_or_else(|p| p.into_inner());
+        last_failed
+            .iter()
+            .filter(|(_, failed)| **failed)
+            .map(|(channel, _)| (channel.clone(), self.queued.with_label_values(&[channel]).get()))
+            .filter(|(_, waiting)| *waiting > 0)
+            .collect()
     }
 
     pub fn set_queued(&self, channel: &str, queued: usize) {
