@@ -1,32 +1,97 @@
-//! Gate answer time under load: the real `guardian run` (examples/nextgen.yaml
-//! pointed at the real `guardian sim`, SQLite storage) answers
-//! `GET /api/v1/gate` at a fixed open-loop rate, while it keeps probing.
+//! Gate answer time under load: the real `guardian run` (SQLite storage)
+//! probing the real `guardian sim` answers `GET /api/v1/gate` at a fixed
+//! open-loop rate, while it keeps probing.
 //!
-//! `cargo bench --bench gate_load -- [--rate 200] [--seconds 30]`
+//! `cargo bench --bench gate_load -- [--rate 200] [--seconds 30] [--checks 1000,10000]`
+//!
+//! Without `--checks`: examples/nextgen.yaml (11 checks, 5 SLOs). With it,
+//! for each size: N checks at 1 s over the simulator's endpoints, one SLO per
+//! endpoint over its checks, and the example's gate (a backup required
+//! within 24 h, so every answer is a 409 through the full decision path).
 //!
 //! Open loop: requests start on a fixed schedule whether or not earlier ones
 //! have answered, so a slow server shows up as latency, not as a lower rate.
 //! One keep-alive client on loopback; latency is request start to full body.
+//! Probes/s and CPU are read over the same span, as in `probe_load`.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use load::{ENDPOINTS, GateClient, Sample, checks_config, percentile_ms};
 use support::{start_guardian, start_sim};
-use tokio::time::Instant;
 
+mod load;
 mod support;
+
+/// Long enough for every check to have a result.
+const WARMUP: Duration = Duration::from_secs(6);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: u64| -> anyhow::Result<u64> {
-        let value = args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
-        Ok(value.map(|v| v.parse()).transpose()?.unwrap_or(default))
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let rate: f64 = flag("--rate").unwrap_or_else(|| "200".into()).parse()?;
+    let seconds: u64 = flag("--seconds").unwrap_or_else(|| "30".into()).parse()?;
+    let sizes: Vec<Option<usize>> = match flag("--checks") {
+        None => vec![None],
+        Some(list) => list.split(',').map(|n| n.parse().map(Some)).collect::<Result<_, _>>()?,
     };
-    let (rate, seconds) = (flag("--rate", 200)?, flag("--seconds", 30)?);
+    println!("machine: {}; load average before: {}", load::machine(), load::loadavg());
+    let mut rows = Vec::new();
+    for size in sizes {
+        rows.push(run_one(size, rate, Duration::from_secs(seconds)).await?);
+        eprintln!("{size:?} checks done; load average {}", load::loadavg());
+    }
+    println!("load average after: {}\n", load::loadavg());
+    println!(
+        "| checks | rate | answers | errors | p50 | p99 | max | probes/s (expected) | skipped/s | guardian CPU | peak RSS | rest of the machine |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    rows.iter().for_each(|r| println!("{r}"));
+    Ok(())
+}
+
+async fn run_one(checks: Option<usize>, rate: f64, length: Duration) -> anyhow::Result<String> {
     let dir = tempfile::tempdir()?;
-    let (_sim, ports) = start_sim()?;
-    let config = std::fs::read_to_string("examples/nextgen.yaml")?
+    let (sim, ports) = start_sim()?;
+    let (config, label, expected) = match checks {
+        // One check at 1 s, one at 2 s, nine at 5 s.
+        None => (example_config(&ports)?, "11 (example)".to_string(), 3.3),
+        Some(n) => (generated_config(n, &ports), n.to_string(), n as f64),
+    };
+    std::fs::write(dir.path().join("guardian.yaml"), config)?;
+    let (guardian, addr) = start_guardian(dir.path())?;
+    let (gpid, spid) = (guardian.0.id(), sim.0.id());
+    tokio::time::sleep(WARMUP).await;
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let metrics = format!("http://{addr}/metrics");
+    let before = Sample::take(&client, &metrics, gpid, spid).await?;
+    let gate = GateClient::start(client.clone(), format!("http://{addr}/api/v1/gate?environment=prod"), rate);
+    tokio::time::sleep(length).await;
+    let answers = gate.finish().await?;
+    let after = Sample::take(&client, &metrics, gpid, spid).await?;
+    let rss = load::peak_rss_kib(gpid)?;
+    drop((guardian, sim));
+    anyhow::ensure!(!answers.sorted.is_empty(), "no answers");
+    let span = before.until(&after);
+    let l = &answers.sorted;
+    Ok(format!(
+        "| {label} | {rate}/s | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} ({expected:.1}) | {:.1} | {:.2} cores | {:.1} MiB | {:.2} cores |",
+        l.len(),
+        answers.errors,
+        percentile_ms(l, 0.5),
+        percentile_ms(l, 0.99),
+        percentile_ms(l, 1.0),
+        span.probes / span.seconds,
+        span.skipped / span.seconds,
+        span.cores(span.guardian),
+        rss as f64 / 1024.0,
+        span.cores(span.others()),
+    ))
+}
+
+/// examples/nextgen.yaml pointed at the simulator, with the API's per-client limit out of the way.
+fn example_config(ports: &[String]) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string("examples/nextgen.yaml")?
         .replace("127.0.0.1:7000", &ports[0])
         .replace("127.0.0.1:7001", &ports[1])
         .replace("127.0.0.1:7002", &ports[2])
@@ -34,43 +99,23 @@ async fn main() -> anyhow::Result<()> {
         .replace(
             "api:\n  token_env: GUARDIAN_API_TOKEN",
             "api:\n  token_env: GUARDIAN_API_TOKEN\n  requests_per_second: 100000",
-        );
-    std::fs::write(dir.path().join("guardian.yaml"), config)?;
-    let (_guardian, addr) = start_guardian(dir.path())?;
-    tokio::time::sleep(Duration::from_secs(6)).await; // every check has a result
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let url = format!("http://{addr}/api/v1/gate?environment=prod");
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(0u64));
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    while Instant::now() < end {
-        tick.tick().await;
-        let (client, url, latencies, errors) = (client.clone(), url.clone(), latencies.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let ok = match client.get(&url).send().await {
-                Ok(r) => matches!(r.status().as_u16(), 200 | 409) && r.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            if ok {
-                latencies.lock().map(|mut l| l.push(t.elapsed())).ok();
-            } else {
-                errors.lock().map(|mut e| *e += 1).ok();
-            }
-        }));
+        ))
+}
+
+fn generated_config(checks: usize, ports: &[String]) -> String {
+    let head = "environment: prod\nlisten: \"127.0.0.1:0\"\napi:\n  requests_per_second: 100000\n\
+                storage:\n  url: \"sqlite://guardian.db\"\ngate:\n  require_backup_within: 24h\n";
+    checks_config(head, checks, ports) + &slos_config(checks)
+}
+
+/// One SLO per endpoint, over every check probing it: what a team would
+/// declare for many checks of one business stream.
+fn slos_config(checks: usize) -> String {
+    let mut text = String::from("slos:\n");
+    for (k, (path, _, _)) in ENDPOINTS.iter().enumerate().take(checks) {
+        let names: Vec<String> = (k..checks).step_by(ENDPOINTS.len()).map(|i| format!("c{i}")).collect();
+        let name = path.trim_start_matches("/api/").replace('/', "-");
+        text += &format!("  - {{ name: {name}, checks: [{}], objective: 0.999, window: 30d }}\n", names.join(", "));
     }
-    for t in tasks {
-        t.await?;
-    }
-    let mut l = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-    l.sort();
-    anyhow::ensure!(!l.is_empty(), "no answers");
-    let pct = |p: f64| l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1].as_secs_f64() * 1000.0;
-    let errors = *errors.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    println!("| rate | answers | errors | p50 | p99 | max |");
-    println!("|---:|---:|---:|---:|---:|---:|");
-    println!("| {rate}/s | {} | {errors} | {:.2} ms | {:.2} ms | {:.2} ms |", l.len(), pct(0.5), pct(0.99), pct(1.0));
-    Ok(())
+    text
 }

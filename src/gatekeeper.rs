@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Environment};
 use crate::gate::{Backup, CheckView, GateDecision, GateInput, IncidentView, Reason, ReasonCode, SloView, decide};
 use crate::history::History;
-use crate::probe::{Board, Outcome};
+use crate::probe::{Board, GateState};
 use crate::store::{Store, StoreWriter};
 
 /// How often the answer is looked at for recording.
@@ -82,7 +82,7 @@ impl Gatekeeper {
     /// (a Flagger canary or an Argo rollout): its own rollout does not count.
     pub fn decide(&self, environment: Environment, asking: Option<&str>) -> GateDecision {
         let now = self.clock.now();
-        let checks = self.board.snapshot();
+        let checks = self.board.gate_states();
         let check_views: Vec<CheckView> = checks.iter().map(check_view).collect();
         let budgets = self.history.slo_budgets();
         let slo_views: Vec<SloView> =
@@ -152,18 +152,14 @@ fn unknown_budgets(decision: &mut GateDecision) {
     decision.go = false;
 }
 
-fn check_view(c: &crate::probe::CheckStatus) -> CheckView<'_> {
-    let last_ok = c.last.as_ref().is_some_and(|r| r.outcome == Outcome::Ok);
-    let reason = if c.over_budget_in_flight {
-        Some("a probe is still running past its budget")
-    } else {
-        c.last.as_ref().filter(|r| r.outcome != Outcome::Ok).map(|r| r.reason.as_str())
-    };
+fn check_view<'a>(c: &'a GateState<'_>) -> CheckView<'a> {
+    let reason =
+        if c.over_budget_in_flight { Some("a probe is still running past its budget") } else { c.reason.as_deref() };
     CheckView {
-        name: &c.name,
+        name: c.name,
         // Staleness is the gate's own reason (data_stale), judged against gate.stale_after.
-        up: last_ok && !c.over_budget_in_flight,
-        last_result_at: c.last.as_ref().map(|r| r.started_at),
+        up: c.last_ok && !c.over_budget_in_flight,
+        last_result_at: c.last_result_at,
         reason,
         bad_since: c.bad_since,
     }

@@ -15,7 +15,7 @@ mod ratelimit;
 mod scheduler;
 
 pub use baseline::Baselines;
-pub use board::{Board, CheckStatus, RECENT_PROBES, RecentProbe};
+pub use board::{Board, CheckStatus, GateState, RECENT_PROBES, RecentProbe};
 pub use confirm::Confirmations;
 pub use http::Prober;
 pub use outcome::{Outcome, ProbeResult};
