@@ -40,6 +40,10 @@ pub enum SkipReason {
     RateLimited,
     /// The check already has as many probes in flight as its timeout allows.
     TooManyInFlight,
+    /// Its tick came and went while the scheduler was a whole interval or
+    /// more behind (a starved CPU, a suspended process): fixed rate, no
+    /// burst to catch up, but never unseen.
+    Late,
 }
 
 impl SkipReason {
@@ -48,6 +52,7 @@ impl SkipReason {
         match self {
             Self::RateLimited => "rate_limited",
             Self::TooManyInFlight => "too_many_in_flight",
+            Self::Late => "late",
         }
     }
 }

@@ -105,8 +105,12 @@ impl Scheduler {
             let (key, due) = (*expired.get_ref(), expired.deadline());
             match key {
                 Due::Regular(i) => {
-                    let Some(interval) = self.checks.get(i).map(|s| s.check.interval) else { continue };
-                    queue.insert_at(Due::Regular(i), next_due(due, interval, Instant::now()));
+                    let Some(s) = self.checks.get(i) else { continue };
+                    let (interval, now) = (s.check.interval, Instant::now());
+                    for _ in 0..missed_ticks(due, interval, now).min(MAX_LATE_REPORTED) {
+                        self.observer.on_event(ProbeEvent::Skipped { check: &s.check.name, reason: SkipReason::Late });
+                    }
+                    queue.insert_at(Due::Regular(i), next_due(due, interval, now));
                     self.launch(i, false, &stop, &tracker);
                 }
                 Due::Confirmation(i) => self.launch(i, true, &stop, &tracker),
@@ -223,11 +227,22 @@ fn phase(interval: Duration) -> Duration {
     interval.mul_f64(rand::random::<f64>())
 }
 
+/// At most this many late ticks are reported at once (a suspended process
+/// can wake up days behind).
+const MAX_LATE_REPORTED: u64 = 3_600;
+
 /// Fixed rate without drift; after a stall, skip missed ticks instead of
 /// firing them all at once.
 fn next_due(due: Instant, interval: Duration, now: Instant) -> Instant {
     let next = due + interval;
     if next > now { next } else { now + interval }
+}
+
+/// How many ticks after `due` `next_due` skips: each is counted as a
+/// `late` skip, so a scheduler that cannot keep up says so.
+fn missed_ticks(due: Instant, interval: Duration, now: Instant) -> u64 {
+    let behind = now.saturating_duration_since(due).as_nanos();
+    u64::try_from(behind / interval.as_nanos().max(1)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -248,6 +263,16 @@ mod tests {
         let s = Duration::from_secs(1);
         assert_eq!(next_due(t0, s, t0 + Duration::from_millis(10)), t0 + s);
         assert_eq!(next_due(t0, s, t0 + Duration::from_secs(5)), t0 + Duration::from_secs(6));
+    }
+
+    #[test]
+    fn every_tick_skipped_after_a_stall_is_counted() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        assert_eq!(missed_ticks(t0, s, t0 + Duration::from_millis(999)), 0, "on time, or late by less than a tick");
+        assert_eq!(missed_ticks(t0, s, t0 + s), 1, "the tick at 1 s is skipped: the next is at 2 s");
+        assert_eq!(missed_ticks(t0, s, t0 + Duration::from_millis(5_500)), 5, "ticks 1 to 5 s, next at 6.5 s");
+        assert_eq!(next_due(t0, s, t0 + Duration::from_millis(5_500)), t0 + Duration::from_millis(6_500));
     }
 
     #[test]
