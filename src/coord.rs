@@ -42,6 +42,35 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Episodes are a sorted set of `{started ms} {id}` scored by when each ended.
+/// Adds one (ARGV: started, ended, id, how long to keep in ms), forgets those
+/// that ended longer ago than that before it, and keeps the set that long.
+static RECORD_EPISODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1] .. ' ' .. ARGV[3])
+          redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[4])))
+          redis.call('PEXPIRE', KEYS[1], ARGV[4])
+          return 1",
+    )
+});
+
+/// Answers the id of the first episode (earliest ended) whose span overlaps
+/// [ARGV[1], ARGV[2]]; when none does and ARGV[3] is not empty, records
+/// ARGV[3] with that span (as `RECORD_EPISODE`) and answers it; else nil.
+static OVERLAPPING_EPISODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
+            local started, id = string.match(e, '^(%-?%d+) (.+)$')
+            if started and tonumber(started) <= tonumber(ARGV[2]) then return id end
+          end
+          if ARGV[3] == '' then return false end
+          redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1] .. ' ' .. ARGV[3])
+          redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[4])))
+          redis.call('PEXPIRE', KEYS[1], ARGV[4])
+          return ARGV[3]",
+    )
+});
+
 pub type Result<T, E = CoordError> = std::result::Result<T, E>;
 
 /// A handle on the Redis shared by the replicas; clones share one connection and one health record.
@@ -170,6 +199,35 @@ impl Coordinator {
             redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ttl).query_async::<()>(&mut conn).await
         })
         .await
+    }
+
+    /// Records episode `id`, which started and ended at these milliseconds, in the set
+    /// `{prefix}{key_suffix}`; the set forgets episodes that ended more than `keep` before it.
+    pub async fn record_episode(
+        &self,
+        key_suffix: &str,
+        id: &str,
+        started: i64,
+        ended: i64,
+        keep: Duration,
+    ) -> Result<()> {
+        let args = vec![started.to_string(), ended.to_string(), id.to_owned(), millis(keep)];
+        self.eval::<i64>("record an episode", &RECORD_EPISODE, vec![self.key(key_suffix)], args).await.map(drop)
+    }
+
+    /// The id of the first episode in `{prefix}{key_suffix}` whose span overlaps `started..=ended`.
+    /// When none does and `or_record` is given, that id is recorded with this span (for `keep`) in
+    /// the same step, so of two replicas asking at once the second finds the first, and is answered.
+    pub async fn overlapping_episode(
+        &self,
+        key_suffix: &str,
+        started: i64,
+        ended: i64,
+        or_record: Option<(&str, Duration)>,
+    ) -> Result<Option<String>> {
+        let (id, keep) = or_record.unwrap_or(("", Duration::ZERO));
+        let args = vec![started.to_string(), ended.to_string(), id.to_owned(), millis(keep)];
+        self.eval("find an episode", &OVERLAPPING_EPISODE, vec![self.key(key_suffix)], args).await
     }
 
     pub fn health(&self) -> CoordHealth {

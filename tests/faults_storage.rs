@@ -9,7 +9,11 @@
 //! - Redis (the leader lock of two replicas) killed and started again empty:
 //!   nobody acts without a valid lock, `/readyz` and the metrics say so, and
 //!   once it is back exactly one replica acts, and each notification is sent
-//!   once. A failover after that (ignored: known bugs) must tell and do nothing again.
+//!   once. A failover after that tells nothing again (the follower's copies,
+//!   queued under its own incident id while Redis was down, are matched with
+//!   the shared one) and acts on no breach that has cleared; an incident
+//!   opened and closed while Redis was down is told once, by the leader,
+//!   and not again by the replica that leads after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on setup failure by design
 
 mod support;
@@ -334,24 +338,76 @@ async fn with_redis_down_no_replica_acts_and_once_it_is_back_empty_exactly_one_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bugs: a failover after a Redis outage re-tells the incident under the follower's id, and the \
-            new leader acts on a breach that has cleared (see the comments in the test)"]
 async fn after_a_redis_outage_a_failover_tells_nothing_again_and_acts_on_no_cleared_breach() {
     let Some(mut redis) = PrivateRedis::start().await else { return };
     let (mut r, leader) = through_a_redis_outage(&mut redis).await;
     // The leader stops (releasing the lock): the other replica takes over, with nothing left to do.
-    // Today it sends the copies of the incident it queued under its own id while it could not claim
-    // the shared one (Redis down): `incident_opened` and `incident_resolved` again. And its guard
-    // still judges the check breached (the tripped window is still among the kept probes), so it
-    // pauses a target whose check has been good for seconds ("payments-health is still breached").
+    // It queued the incident under its own id while it could not claim the shared one (Redis down):
+    // once Redis answered, those copies were re-keyed under the id the leader told them with, so
+    // the shared send markers stop them (else `incident_opened` and `incident_resolved` again). Nor
+    // may its guard pause a target whose check has been good for seconds.
     let follower = 1 - leader;
     assert_eq!(r.all[leader].terminate(Duration::from_secs(10)), Some(0));
     eventually(NOTICE, "the other replica leads", || async { kg::leads(&r.all[follower]).await }).await;
+    // Its copies leave its outbox (found sent, not held back), and a second send would come by then.
+    let queued = [("channel", "generic")];
+    eventually(NOTICE, "the new leader's outbox is empty", || async {
+        metric(&r.all[follower], "guardian_notifications_queued", &queued).await == 0.0
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let events: Vec<String> = r.told().into_iter().map(|(e, a)| format!("{e} {a}")).collect();
     assert_eq!(events.len(), 3, "nothing told twice after a failover: {events:?}");
     let labels = [("target", TARGET), ("action", "pause"), ("outcome", "ok")];
     assert_eq!(metric(&r.all[follower], "guardian_actions_total", &labels).await, 0.0, "no action on a cleared breach");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_over_before_redis_is_back_is_told_once_by_the_leader_and_never_again_after_a_failover() {
+    let Some(mut redis) = PrivateRedis::start().await else { return };
+    let mut r = Replicas::start(&redis.url).await;
+    eventually(NOTICE, "one replica leads", || async { r.leaders().await.len() == 1 }).await;
+    redis.stop();
+    eventually(NOTICE, "nobody leads without Redis", || async {
+        r.each("guardian_leader", &[]).await == [0.0, 0.0] && r.each("guardian_redis_up", &[]).await == [0.0, 0.0]
+    })
+    .await;
+
+    // A whole breach while Redis is down: each replica queues the incident under its own id, and
+    // closes it before the claim of the check's incident can be made or released.
+    r.sim.faults().set(Fault { status: Some(503), error_rate: 1.0, ..Fault::on("/api/payments/health") });
+    eventually(Duration::from_secs(20), "both replicas see the incident", || async {
+        r.each("guardian_incidents_open", &[]).await == [1.0, 1.0]
+    })
+    .await;
+    r.sim.faults().clear();
+    eventually(Duration::from_secs(20), "the incident closes on both", || async {
+        r.each("guardian_incidents_open", &[]).await == [0.0, 0.0]
+    })
+    .await;
+    assert!(r.told().is_empty(), "no lock, no notification: {:?}", r.told());
+
+    // Redis is back: the leader tells the incident; the other replica finds its copies told.
+    redis.start_again().await;
+    eventually(Duration::from_secs(20), "one replica leads and tells the incident", || async {
+        r.leaders().await.len() == 1 && r.told().len() >= 2
+    })
+    .await;
+    let leader = r.leaders().await[0];
+    let follower = 1 - leader;
+    assert_eq!(r.all[leader].terminate(Duration::from_secs(10)), Some(0));
+    eventually(NOTICE, "the other replica leads", || async { kg::leads(&r.all[follower]).await }).await;
+    let queued = [("channel", "generic")];
+    eventually(NOTICE, "the new leader's outbox is empty", || async {
+        metric(&r.all[follower], "guardian_notifications_queued", &queued).await == 0.0
+    })
+    .await;
+    // A second send would come within seconds of leading: give it the time to.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let events: Vec<String> = r.told().into_iter().map(|(e, _)| e).collect();
+    assert_eq!(events, ["incident_opened", "incident_resolved"], "each once, across a failover");
+    let seen = r.receiver.seen();
+    assert_eq!(seen[0].body["incident"], seen[1].body["incident"], "one incident: {seen:#?}");
 }
 
 /// Two replicas lead through a private Redis; it dies before a breach and comes back, empty,

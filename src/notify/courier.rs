@@ -22,6 +22,13 @@
 //!   says whether any replica made it, and a short-lived `sending:` claim
 //!   keeps two replicas that both believe they lead from sending at once.
 //!   A replica that dies mid-send holds `sending:` for `SENDING_FOR` at most.
+//! - an incident that opens while Redis is down is queued under the
+//!   replica's own id (`unclaimed`); once Redis answers, it is matched with
+//!   the shared id (the check's claim, or, the claim being released on
+//!   close, an incident of the check closed since whose times overlap it,
+//!   `episodes:{check}`) and what is still queued under its own id is queued
+//!   under the shared one instead, so the send markers apply to it. While
+//!   Redis answers and the match is not made yet, its deliveries wait.
 //!
 //! Wall-clock jumps: a delivery's age (for `MAX_AGE`) is counted on the
 //! monotonic clock while the process runs, and a due time further off than
@@ -79,6 +86,11 @@ const RESTORE_RETRY: Duration = Duration::from_secs(5);
 const INCIDENTS_POLL: Duration = Duration::from_millis(50);
 /// A follower looks this often whether it leads now.
 const FOLLOWER_POLL: Duration = Duration::from_millis(500);
+/// How often incidents announced while Redis was down are matched with
+/// their shared id once it answers again.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+/// A delivery of an incident whose shared id is not settled yet is looked at again after this.
+const UNSETTLED_WAIT: Duration = Duration::from_millis(250);
 
 /// Everything the courier works with.
 pub struct Parts {
@@ -115,6 +127,9 @@ pub struct Courier {
     inbox: mpsc::UnboundedSender<Input>,
     intake: Mutex<Option<mpsc::UnboundedReceiver<Input>>>,
     book: Mutex<Book>,
+    /// The last `reconcile` could not match an incident though Redis
+    /// answers (a read-only Redis, say): deliveries then wait on it no more.
+    matching_fails: AtomicBool,
     ready: AtomicBool,
     ready_now: Notify,
 }
@@ -154,6 +169,19 @@ struct Book {
     /// When each pending delivery (key, channel) came to be, on the monotonic
     /// clock: its age for `MAX_AGE`, whatever the wall clock did since.
     born: HashMap<(String, String), tokio::time::Instant>,
+    /// Incidents queued under their own id because Redis could not say whose
+    /// the check's incident was, by that id: matched with the shared id once
+    /// Redis answers (`reconcile`).
+    unclaimed: HashMap<String, Unclaimed>,
+}
+
+/// An incident announced under this replica's id while Redis was down.
+#[derive(Debug, Clone)]
+struct Unclaimed {
+    check: String,
+    started_at: Timestamp,
+    /// When it closed here; `None` while open.
+    ended_at: Option<Timestamp>,
 }
 
 /// What one attempt came to.
@@ -165,6 +193,10 @@ enum Attempt {
     Busy(String),
     /// Past `MAX_AGE`: abandoned without sending.
     TooOld,
+    /// Queued again under its incident's shared id meanwhile: nothing to record.
+    Superseded,
+    /// Its incident's shared id is not settled yet while Redis answers: looked at again soon.
+    Unsettled,
     Failed {
         error: String,
         refused: bool,
@@ -197,6 +229,7 @@ impl Courier {
             inbox,
             intake: Mutex::new(Some(intake)),
             book: Mutex::default(),
+            matching_fails: AtomicBool::new(false),
             ready: AtomicBool::new(false),
             ready_now: Notify::new(),
         }))
@@ -232,6 +265,8 @@ impl Courier {
         // and what is kept about them (their last action) would be swept away.
         let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let now_leading = self.leadership.is_leader();
             if now_leading && !leading {
@@ -252,6 +287,7 @@ impl Courier {
                 changed = changes.changed(), if changes_open => changes_open = changed.is_ok(),
                 () = tokio::time::sleep(FOLLOWER_POLL), if !leading => {}
                 _ = sweep.tick() => self.sweep(),
+                _ = reconcile.tick(), if self.coord.is_some() => self.reconcile().await,
             }
         }
     }
@@ -273,6 +309,7 @@ impl Courier {
         let mut book = lock(&self.book);
         book.seen.retain(|_, created| *created >= horizon);
         book.alias.retain(|local, _| open.contains(local));
+        book.unclaimed.retain(|_, u| u.ended_at.is_none_or(|ended| ended >= horizon));
         let announced: HashSet<String> =
             open.iter().map(|id| book.alias.get(id).cloned().unwrap_or_else(|| id.clone())).collect();
         book.last_action.retain(|id, _| announced.contains(id));
@@ -396,11 +433,13 @@ impl Courier {
     async fn take(&self, input: Input) {
         match input {
             Input::Opened(incident) => {
-                let id = self.announce(&incident).await;
-                if id != incident.id {
-                    tracing::info!(incident = %incident.id, announced_as = %id, "incident announced under another replica's id");
-                    lock(&self.book).alias.insert(incident.id.clone(), id.clone());
-                }
+                let id = match self.announce(&incident).await {
+                    Some(id) => {
+                        self.adopt(&incident.id, &id);
+                        id
+                    }
+                    None => self.announce_unclaimed(&incident),
+                };
                 // Queued under the announced id whoever announced it: the
                 // shared send marker keeps it to one send.
                 let mut m = self.composer.opened(&incident);
@@ -408,19 +447,36 @@ impl Courier {
                 self.enqueue(&format!("{id}:opened"), &m);
             }
             Input::Closed(incident) => {
-                let (id, last) = {
+                let ended_at = incident.ended_at.unwrap_or_else(|| self.clock.now());
+                let (id, last, shared) = {
                     let mut book = lock(&self.book);
                     let id = book.alias.remove(&incident.id).unwrap_or_else(|| incident.id.clone());
                     let last = book.last_action.remove(&id);
-                    (id, last)
+                    let unclaimed = book.unclaimed.get_mut(&incident.id);
+                    let shared = unclaimed.is_none();
+                    if let Some(u) = unclaimed {
+                        u.ended_at = Some(ended_at);
+                    }
+                    (id, last, shared)
                 };
                 let mut m = self.composer.resolved(&incident, last);
                 m.incident = id.clone();
                 self.enqueue(&format!("{id}:resolved"), &m);
-                if let Some(coord) = &self.coord
-                    && let Err(e) = coord.release(&format!("incident:{}", incident.check), &id).await
-                {
-                    tracing::warn!(error = %e, incident = %id, "cannot release the incident's claim; it expires by itself");
+                let Some(coord) = &self.coord else { return };
+                match coord.release(&format!("incident:{}", incident.check), &id).await {
+                    Err(e) => {
+                        tracing::warn!(error = %e, incident = %id, "cannot release the incident's claim; it expires by itself");
+                    }
+                    // The claim is gone: this record is how a replica that queued the same
+                    // breach under its own id (Redis down) finds out it was told as `id`.
+                    Ok(_) if shared => {
+                        let (started, ended) = (incident.started_at.as_millisecond(), ended_at.as_millisecond());
+                        let key = episodes(&incident.check);
+                        if let Err(e) = coord.record_episode(&key, &id, started, ended, CLAIM_FOR).await {
+                            tracing::warn!(error = %e, incident = %id, "cannot record the closed incident in Redis");
+                        }
+                    }
+                    Ok(_) => {}
                 }
             }
             Input::Notice(notice) => {
@@ -443,14 +499,139 @@ impl Courier {
 
     /// The id this incident is announced under: its own, unless another
     /// replica announced the same check's incident first (Redis only).
-    async fn announce(&self, incident: &Incident) -> String {
-        let Some(coord) = &self.coord else { return incident.id.clone() };
-        match coord.claim(&format!("incident:{}", incident.check), &incident.id, CLAIM_FOR).await {
-            Ok(holder) => holder,
+    /// `None` when Redis cannot say.
+    async fn announce(&self, incident: &Incident) -> Option<String> {
+        let Some(coord) = &self.coord else { return Some(incident.id.clone()) };
+        let unclaimed = lock(&self.book).unclaimed.get(&incident.id).cloned();
+        let shared = match unclaimed {
+            Some(u) => self.shared_id(coord, &incident.id, &u).await,
+            None => coord.claim(&format!("incident:{}", incident.check), &incident.id, CLAIM_FOR).await,
+        };
+        match shared {
+            Ok(id) => Some(id),
             Err(e) => {
-                tracing::warn!(error = %e, incident = %incident.id, "cannot claim the incident in Redis; announcing it");
-                incident.id.clone()
+                tracing::warn!(error = %e, incident = %incident.id, "cannot claim the incident in Redis; announcing it under its own id");
+                None
             }
+        }
+    }
+
+    /// Redis cannot say whose the incident is: it is queued under the id it
+    /// was announced under before, else its own, until `reconcile` knows.
+    fn announce_unclaimed(&self, incident: &Incident) -> String {
+        let mut book = lock(&self.book);
+        if let Some(id) = book.alias.get(&incident.id) {
+            return id.clone();
+        }
+        let u = Unclaimed { check: incident.check.clone(), started_at: incident.started_at, ended_at: None };
+        book.unclaimed.entry(incident.id.clone()).or_insert(u);
+        incident.id.clone()
+    }
+
+    /// The shared id of an incident queued under its own id while Redis was
+    /// down: that of an incident of the same check told meanwhile and closed
+    /// since, if their times overlap (its claim is gone with it); else the
+    /// check's claim, taken now if the incident is open here. One that closed
+    /// here with neither is told as its own, and recorded as closed so that
+    /// the other replicas' copies of it find it.
+    async fn shared_id(&self, coord: &Coordinator, local: &str, u: &Unclaimed) -> crate::coord::Result<String> {
+        let (key, started) = (episodes(&u.check), u.started_at.as_millisecond());
+        let until = u.ended_at.unwrap_or_else(|| self.clock.now()).as_millisecond();
+        if let Some(id) = coord.overlapping_episode(&key, started, until, None).await? {
+            return Ok(id);
+        }
+        let claim = format!("incident:{}", u.check);
+        if u.ended_at.is_none() {
+            return coord.claim(&claim, local, CLAIM_FOR).await;
+        }
+        // Closed here while another replica's incident is still open: the same breach, seen ending sooner.
+        if let Some(holder) = coord.get(&claim).await? {
+            return Ok(holder);
+        }
+        let told = coord.overlapping_episode(&key, started, until, Some((local, CLAIM_FOR))).await?;
+        Ok(told.unwrap_or_else(|| local.to_string()))
+    }
+
+    /// Matches every incident queued under its own id while Redis was down
+    /// with its shared id, once Redis answers.
+    async fn reconcile(&self) {
+        let Some(coord) = self.coord.as_ref().filter(|c| c.health().last_error.is_none()) else { return };
+        let unclaimed: Vec<(String, Unclaimed)> =
+            lock(&self.book).unclaimed.iter().map(|(id, u)| (id.clone(), u.clone())).collect();
+        for (local, u) in unclaimed {
+            match self.shared_id(coord, &local, &u).await {
+                Ok(shared) => self.adopt(&local, &shared),
+                Err(e) => {
+                    tracing::warn!(error = %e, incident = %local, "cannot match the incident with its shared id yet");
+                    self.matching_fails.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        self.matching_fails.store(false, Ordering::Release);
+    }
+
+    /// Settles `local`'s shared id: what is still queued under `local` is
+    /// queued under `shared` instead (or dropped, if it is already), so the
+    /// shared send markers keep each message to one send across replicas.
+    fn adopt(&self, local: &str, shared: &str) {
+        let mut book = lock(&self.book);
+        book.unclaimed.remove(local);
+        if local == shared {
+            return;
+        }
+        if book.alias.insert(local.to_string(), shared.to_string()).is_none() {
+            tracing::info!(incident = %local, announced_as = %shared, "incident announced under another replica's id");
+        }
+        if let Some(action) = book.last_action.remove(local) {
+            book.last_action.entry(shared.to_string()).or_insert(action);
+        }
+        let (prefix, now) = (format!("{local}:"), self.clock.now());
+        let mut writes = Vec::new();
+        let Book { queues, seen, born, .. } = &mut *book;
+        for (channel, queue) in queues.iter_mut() {
+            let mut kept = VecDeque::with_capacity(queue.len());
+            for d in queue.drain(..) {
+                let Some(rest) = d.key.strip_prefix(&prefix) else {
+                    kept.push_back(d);
+                    continue;
+                };
+                let key = format!("{shared}:{rest}");
+                let old_born = born.remove(&(d.key.clone(), channel.clone()));
+                let why = format!("superseded by {key}: the incident is told as {shared}");
+                writes.push(Delivery {
+                    state: DeliveryState::Abandoned,
+                    done_at: Some(now),
+                    last_error: Some(why),
+                    ..d.clone()
+                });
+                if seen.contains_key(&(key.clone(), channel.clone())) {
+                    continue;
+                }
+                seen.insert((key.clone(), channel.clone()), d.created_at);
+                if let Some(b) = old_born {
+                    born.insert((key.clone(), channel.clone()), b);
+                }
+                let payload = match serde_json::from_str::<Message>(&d.payload) {
+                    Ok(mut m) => {
+                        m.incident = shared.to_string();
+                        serde_json::to_string(&m).unwrap_or_else(|_| d.payload.clone())
+                    }
+                    Err(_) => d.payload.clone(),
+                };
+                let moved = Delivery { key, payload, ..d };
+                writes.push(moved.clone());
+                kept.push_back(moved);
+            }
+            *queue = kept;
+        }
+        drop(book);
+        for w in writes {
+            self.writer.enqueue(w);
+        }
+        self.publish_queued();
+        for c in &self.channels {
+            c.wake.notify_one();
         }
     }
 
@@ -559,6 +740,17 @@ impl Courier {
         let (sent, sending) = (format!("sent:{}:{}", channel.id, d.key), format!("sending:{}:{}", channel.id, d.key));
         // Skipped while Redis is known down: a send twice beats none, and every send waiting 2 s on it.
         let coord = self.coord.as_ref().filter(|c| c.health().last_error.is_none());
+        {
+            // Under the same lock as `adopt`: a delivery it moved is not sent under its old key.
+            let book = lock(&self.book);
+            if !book.queues.get(&channel.id).is_some_and(|q| q.iter().any(|q| q.key == d.key)) {
+                return Attempt::Superseded;
+            }
+            let matching = coord.is_some() && !self.matching_fails.load(Ordering::Acquire);
+            if matching && book.unclaimed.contains_key(&message.incident) {
+                return Attempt::Unsettled;
+            }
+        }
         if let Some(coord) = coord {
             match coord.get(&sent).await {
                 Ok(Some(holder)) => {
@@ -608,6 +800,8 @@ impl Courier {
     /// a failure waits its back-off, an old or refused one is abandoned.
     fn settle(&self, channel: &Channel, mut d: Delivery, outcome: Attempt) {
         let now = self.clock.now();
+        // Storage needs no word of a wait that lasts until the next match in Redis.
+        let mut store = true;
         match outcome {
             Attempt::Delivered => {
                 d.attempts = d.attempts.saturating_add(1);
@@ -625,6 +819,13 @@ impl Courier {
                 tracing::debug!(channel = %channel.id, key = %d.key, %holder, "another replica is sending this; looking again soon");
                 let wait = jiff::SignedDuration::try_from(BUSY_WAIT).unwrap_or(jiff::SignedDuration::ZERO);
                 d.next_attempt_at = now.checked_add(wait).unwrap_or(now);
+            }
+            Attempt::Superseded => return,
+            Attempt::Unsettled => {
+                tracing::debug!(channel = %channel.id, key = %d.key, "the incident's shared id is not settled yet; looking again soon");
+                let wait = jiff::SignedDuration::try_from(UNSETTLED_WAIT).unwrap_or(jiff::SignedDuration::ZERO);
+                d.next_attempt_at = now.checked_add(wait).unwrap_or(now);
+                store = false;
             }
             Attempt::TooOld => {
                 let error = format!("not delivered within {}", humantime::format_duration(outbox::MAX_AGE));
@@ -667,7 +868,9 @@ impl Courier {
                 book.born.remove(&(d.key.clone(), channel.id.clone()));
             }
         }
-        self.writer.enqueue(d);
+        if store {
+            self.writer.enqueue(d);
+        }
         self.publish_queued();
     }
 
@@ -835,6 +1038,12 @@ fn last_actions(rows: &[Delivery]) -> HashMap<String, Action> {
         .collect();
     told.sort_by_key(|(at, _)| *at);
     told.into_iter().map(|(_, m)| (m.incident, m.action)).collect()
+}
+
+/// The Redis key (a sorted set) of the incidents of `check` closed lately:
+/// `{started ms} {id}` scored by when they closed.
+fn episodes(check: &str) -> String {
+    format!("episodes:{check}")
 }
 
 /// One alert per alertname and target within an incident.
