@@ -16,10 +16,11 @@
 
 use std::time::Duration;
 
-use load::{ENDPOINTS, GateClient, Sample, checks_config, percentile_ms};
+use load::{ENDPOINTS, Measured, checks_config, measure, percentile_ms};
 use support::{start_guardian, start_sim};
 
 mod load;
+mod procfs;
 mod support;
 
 /// Long enough for every check to have a result.
@@ -35,13 +36,13 @@ async fn main() -> anyhow::Result<()> {
         None => vec![None],
         Some(list) => list.split(',').map(|n| n.parse().map(Some)).collect::<Result<_, _>>()?,
     };
-    println!("machine: {}; load average before: {}", load::machine(), load::loadavg());
+    println!("machine: {}; load average before: {}", load::machine(), procfs::loadavg());
     let mut rows = Vec::new();
     for size in sizes {
         rows.push(run_one(size, rate, Duration::from_secs(seconds)).await?);
-        eprintln!("{size:?} checks done; load average {}", load::loadavg());
+        eprintln!("{size:?} checks done; load average {}", procfs::loadavg());
     }
-    println!("load average after: {}\n", load::loadavg());
+    println!("load average after: {}\n", procfs::loadavg());
     println!(
         "| checks | rate | answers | errors | p50 | p99 | max | probes/s (expected) | skipped/s | guardian CPU | peak RSS | rest of the machine |"
     );
@@ -61,18 +62,10 @@ async fn run_one(checks: Option<usize>, rate: f64, length: Duration) -> anyhow::
     std::fs::write(dir.path().join("guardian.yaml"), config)?;
     let (guardian, addr) = start_guardian(dir.path())?;
     let (gpid, spid) = (guardian.0.id(), sim.0.id());
-    tokio::time::sleep(WARMUP).await;
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let metrics = format!("http://{addr}/metrics");
-    let before = Sample::take(&client, &metrics, gpid, spid).await?;
-    let gate = GateClient::start(client.clone(), format!("http://{addr}/api/v1/gate?environment=prod"), rate);
-    tokio::time::sleep(length).await;
-    let answers = gate.finish().await?;
-    let after = Sample::take(&client, &metrics, gpid, spid).await?;
-    let rss = load::peak_rss_kib(gpid)?;
+    let Measured { span, gate: answers, .. } = measure(&addr, (gpid, spid), "prod", rate, (WARMUP, length)).await?;
+    let rss = procfs::peak_rss_kib(gpid)?;
     drop((guardian, sim));
     anyhow::ensure!(!answers.sorted.is_empty(), "no answers");
-    let span = before.until(&after);
     let l = &answers.sorted;
     Ok(format!(
         "| {label} | {rate}/s | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} ({expected:.1}) | {:.1} | {:.2} cores | {:.1} MiB | {:.2} cores |",

@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-const USER_HZ: f64 = 100.0;
+use crate::procfs::{USER_HZ, cpu};
 
 /// The simulator endpoints the checks rotate over: path, simulator port
 /// (0 landing, 1 dashboard, 2 admin), budget.
@@ -176,6 +176,33 @@ impl GateClient {
     }
 }
 
+/// One measured span of a running guardian while its gate is under load.
+pub struct Measured {
+    pub span: Span,
+    pub gate: GateAnswers,
+}
+
+/// Lets the guardian (`gpid`, serving at `addr`) and the simulator (`spid`)
+/// warm up, then measures `length` of them while the gate of `environment`
+/// is asked `rate` times a second (open loop).
+pub async fn measure(
+    addr: &str,
+    (gpid, spid): (u32, u32),
+    environment: &str,
+    rate: f64,
+    (warmup, length): (Duration, Duration),
+) -> anyhow::Result<Measured> {
+    tokio::time::sleep(warmup).await;
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let metrics = format!("http://{addr}/metrics");
+    let before = Sample::take(&client, &metrics, gpid, spid).await?;
+    let gate = GateClient::start(client.clone(), format!("http://{addr}/api/v1/gate?environment={environment}"), rate);
+    tokio::time::sleep(length).await;
+    let after = Sample::take(&client, &metrics, gpid, spid).await?;
+    let gate = gate.finish().await?;
+    Ok(Measured { span: before.until(&after), gate })
+}
+
 /// Nearest-rank percentile, in milliseconds; NaN when there is nothing.
 pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -185,17 +212,6 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank - 1].as_secs_f64() * 1000.0
 }
 
-/// User + system CPU seconds of a process so far.
-pub fn cpu(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').context("stat format")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 =
-        fields.get(11).context("utime")?.parse::<f64>()? + fields.get(12).context("stime")?.parse::<f64>()?;
-    Ok(ticks / USER_HZ)
-}
-
 /// CPU seconds the whole machine spent busy (not idle, not waiting on I/O) since boot.
 fn machine_busy() -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string("/proc/stat")?;
@@ -203,18 +219,6 @@ fn machine_busy() -> anyhow::Result<f64> {
     let ticks: Vec<f64> = line.split_whitespace().skip(1).map(str::parse).collect::<Result<_, _>>()?;
     let (idle, iowait) = (ticks.get(3).copied().unwrap_or(0.0), ticks.get(4).copied().unwrap_or(0.0));
     Ok((ticks.iter().take(8).sum::<f64>() - idle - iowait) / USER_HZ)
-}
-
-pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
-}
-
-/// The 1, 5 and 15 minute load averages.
-pub fn loadavg() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// CPUs, CPU model and kernel, for the results.

@@ -32,13 +32,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use procfs::{cpu, loadavg, peak_rss_kib, stat_fields};
 use support::{Proc, start_guardian, start_sim};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+mod procfs;
 mod support;
 
-const USER_HZ: f64 = 100.0;
 const WARMUP: Duration = Duration::from_secs(3);
 const BLACKBOX: &str = "/usr/bin/prometheus-blackbox-exporter";
 const WRK: &str = "/usr/bin/wrk";
@@ -493,31 +494,8 @@ async fn get(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
 }
 
 /// The fields of /proc/PID/stat after the command name (which may hold spaces).
-fn stat_fields(pid: u32) -> anyhow::Result<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit_once(')').context("stat format")?.1;
-    Ok(rest.split_whitespace().map(String::from).collect())
-}
-
 fn state(pid: u32) -> anyhow::Result<char> {
     stat_fields(pid)?.first().and_then(|s| s.chars().next()).context("stat state")
-}
-
-/// User + system CPU seconds of a process so far.
-fn cpu(pid: u32) -> anyhow::Result<f64> {
-    let fields = stat_fields(pid)?;
-    let tick = |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("utime/stime")?.parse::<f64>()?) };
-    Ok((tick(11)? + tick(12)?) / USER_HZ)
-}
-
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|e| e.to_string(), |l| l.trim().to_string())
 }
 
 /// nproc, CPU model, kernel, rustc and commit, for the results.

@@ -15,11 +15,12 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use load::{GateClient, Sample, checks_config, percentile_ms};
+use load::{Measured, checks_config, measure, percentile_ms};
 use support::{start_guardian, start_sim};
 use tokio::time::Instant;
 
 mod load;
+mod procfs;
 mod support;
 
 const WARMUP: Duration = Duration::from_secs(3);
@@ -43,14 +44,14 @@ async fn main() -> anyhow::Result<()> {
         scrapes: flag("--scrapes", "20").parse::<usize>()?.max(1),
         gate_rate: flag("--gate-rate", "10").parse()?,
     };
-    println!("machine: {}; load average before: {}", load::machine(), load::loadavg());
+    println!("machine: {}; load average before: {}", load::machine(), procfs::loadavg());
     let mut rows = Vec::new();
     for &n in &flags.sizes {
         let row = run_one(n, &flags).await?;
-        eprintln!("{} checks done; load average {}", n, load::loadavg());
+        eprintln!("{} checks done; load average {}", n, procfs::loadavg());
         rows.push(row);
     }
-    println!("load average after: {}\n", load::loadavg());
+    println!("load average after: {}\n", procfs::loadavg());
     println!(
         "| checks | probes/s (expected) | skipped/s | guardian CPU | CPU s / 1,000 probes | peak RSS | simulator CPU | bench CPU | rest of the machine |"
     );
@@ -72,15 +73,9 @@ async fn run_one(checks: usize, flags: &Flags) -> anyhow::Result<(String, String
     std::fs::write(dir.path().join("guardian.yaml"), checks_config(head, checks, &ports))?;
     let (guardian, addr) = start_guardian(dir.path())?;
     let (gpid, spid) = (guardian.0.id(), sim.0.id());
-    tokio::time::sleep(WARMUP).await;
+    let Measured { span, gate } = measure(&addr, (gpid, spid), "dev", flags.gate_rate, (WARMUP, flags.length)).await?;
     let client = reqwest::Client::builder().no_proxy().build()?;
     let metrics = format!("http://{addr}/metrics");
-    let before = Sample::take(&client, &metrics, gpid, spid).await?;
-    let gate = GateClient::start(client.clone(), format!("http://{addr}/api/v1/gate?environment=dev"), flags.gate_rate);
-    tokio::time::sleep(flags.length).await;
-    let after = Sample::take(&client, &metrics, gpid, spid).await?;
-    let gate = gate.finish().await?;
-    let span = before.until(&after);
     // After the measured span, so they do not count in its CPU; probing goes on meanwhile.
     let mut renders = Vec::with_capacity(flags.scrapes);
     let mut size = 0;
@@ -90,7 +85,7 @@ async fn run_one(checks: usize, flags: &Flags) -> anyhow::Result<(String, String
         renders.push(t.elapsed());
     }
     renders.sort();
-    let rss = load::peak_rss_kib(gpid)?;
+    let rss = procfs::peak_rss_kib(gpid)?;
     if span.probes <= 0.0 {
         bail!("no probes finished in {:.1} s", span.seconds);
     }

@@ -25,19 +25,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use guardian::app::App;
-use guardian::cluster::{MemoryCluster, TargetRef};
-use guardian::config::{self, MapEnv, TargetKind};
+use guardian::cluster::MemoryCluster;
+use guardian::config::{self, MapEnv};
 use guardian::leader::{Leadership, LeaseElector, LeaseTiming, LockTiming, RedisLock};
 use guardian::sim::Fault;
 use jiff::SignedDuration;
 use serde_json::Value;
 use support::eventually::eventually;
 use support::fake_apiserver::FakeApiServer;
+use support::in_process::{Started, dashboard, start_simulated};
 use support::jump_clock::JumpClock;
 use support::outage::Receiver;
 use support::promtext::{assert_valid, sample};
 use support::sim::Sim;
-use tokio::net::TcpListener;
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
@@ -71,14 +71,6 @@ struct Guarded {
 impl Drop for Guarded {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-fn dashboard() -> TargetRef {
-    TargetRef {
-        kind: TargetKind::Deployment,
-        namespace: "blueocean-nextgen-prod".into(),
-        name: "nextgen-dashboard".into(),
     }
 }
 
@@ -116,13 +108,8 @@ gate:
     let config = config::parse(&yaml, "clock.yaml", &env).unwrap_or_else(|e| panic!("{e}"));
     let clock = Arc::new(JumpClock::new());
     let started = guardian::clock::Clock::now(clock.as_ref());
-    let app = App::build(config, clock.clone(), &env).await.unwrap();
-    let cluster = app.guard.as_ref().unwrap().simulated.clone().unwrap();
-    cluster.add(&dashboard(), "nextgen-dashboard:1.8.1");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let _running = app.start(listener, stop.clone());
+    let Started { app, cluster, api } = start_simulated(config, clock.clone(), &env, &stop).await;
     let g = Guarded { app, clock, cluster, sim, api, stop, started };
     eventually(Duration::from_secs(10), "the check has a good result", || async {
         g.app.board.snapshot().iter().all(|c| c.up)

@@ -250,6 +250,22 @@ struct Replicas {
 const MIGRATION_TARGET: &str = "blueocean-nextgen-prod/Deployment/nextgen-dashboard";
 
 impl Replicas {
+    /// Stops `leader` cleanly (releasing the lock) and waits until the other
+    /// replica leads, has emptied its outbox (sent, not held back) and has had
+    /// the seconds a second send would take; returns the new leader.
+    async fn fail_over(&mut self, leader: usize) -> usize {
+        let follower = 1 - leader;
+        assert_eq!(self.all[leader].terminate(Duration::from_secs(10)), Some(0));
+        eventually(NOTICE, "the other replica leads", || async { kg::leads(&self.all[follower]).await }).await;
+        let queued = [("channel", "generic")];
+        eventually(NOTICE, "the new leader's outbox is empty", || async {
+            metric(&self.all[follower], "guardian_notifications_queued", &queued).await == 0.0
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        follower
+    }
+
     async fn start(redis: &str) -> Self {
         let sim_stop = tokio_util::sync::CancellationToken::new();
         let localhost = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -346,16 +362,7 @@ async fn after_a_redis_outage_a_failover_tells_nothing_again_and_acts_on_no_clea
     // once Redis answered, those copies were re-keyed under the id the leader told them with, so
     // the shared send markers stop them (else `incident_opened` and `incident_resolved` again). Nor
     // may its guard pause a target whose check has been good for seconds.
-    let follower = 1 - leader;
-    assert_eq!(r.all[leader].terminate(Duration::from_secs(10)), Some(0));
-    eventually(NOTICE, "the other replica leads", || async { kg::leads(&r.all[follower]).await }).await;
-    // Its copies leave its outbox (found sent, not held back), and a second send would come by then.
-    let queued = [("channel", "generic")];
-    eventually(NOTICE, "the new leader's outbox is empty", || async {
-        metric(&r.all[follower], "guardian_notifications_queued", &queued).await == 0.0
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let follower = r.fail_over(leader).await;
     let events: Vec<String> = r.told().into_iter().map(|(e, a)| format!("{e} {a}")).collect();
     assert_eq!(events.len(), 3, "nothing told twice after a failover: {events:?}");
     let labels = [("target", TARGET), ("action", "pause"), ("outcome", "ok")];
@@ -394,16 +401,7 @@ async fn an_incident_over_before_redis_is_back_is_told_once_by_the_leader_and_ne
     })
     .await;
     let leader = r.leaders().await[0];
-    let follower = 1 - leader;
-    assert_eq!(r.all[leader].terminate(Duration::from_secs(10)), Some(0));
-    eventually(NOTICE, "the other replica leads", || async { kg::leads(&r.all[follower]).await }).await;
-    let queued = [("channel", "generic")];
-    eventually(NOTICE, "the new leader's outbox is empty", || async {
-        metric(&r.all[follower], "guardian_notifications_queued", &queued).await == 0.0
-    })
-    .await;
-    // A second send would come within seconds of leading: give it the time to.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    r.fail_over(leader).await;
     let events: Vec<String> = r.told().into_iter().map(|(e, _)| e).collect();
     assert_eq!(events, ["incident_opened", "incident_resolved"], "each once, across a failover");
     let seen = r.receiver.seen();

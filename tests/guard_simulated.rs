@@ -14,12 +14,12 @@ use std::time::Duration;
 use guardian::app::App;
 use guardian::audit::ActionRecord;
 use guardian::clock::SystemClock;
-use guardian::cluster::{Cluster, MemoryCluster, TargetRef};
-use guardian::config::{self, MapEnv, TargetKind};
+use guardian::cluster::{Cluster, MemoryCluster};
+use guardian::config::{self, MapEnv};
 use guardian::sim::{Fault, Simulator};
 use support::eventually::eventually;
+use support::in_process::{Started, dashboard, start_simulated};
 use support::promtext::sample;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "guard-test-token";
@@ -33,14 +33,6 @@ struct Guarded {
     api: SocketAddr,
     stop: CancellationToken,
     sim_stop: CancellationToken,
-}
-
-fn dashboard() -> TargetRef {
-    TargetRef {
-        kind: TargetKind::Deployment,
-        namespace: "blueocean-nextgen-prod".into(),
-        name: "nextgen-dashboard".into(),
-    }
 }
 
 /// A guardian on the simulator's payments and customers endpoints, guarding
@@ -86,13 +78,8 @@ guard:
     );
     let env = MapEnv(HashMap::from([("GUARD_TOKEN".to_string(), TOKEN.to_string())]));
     let config = config::parse(&yaml, "guard.yaml", &env).unwrap_or_else(|e| panic!("{e}"));
-    let app = App::build(config, Arc::new(SystemClock), &env).await.unwrap();
-    let cluster = app.guard.as_ref().unwrap().simulated.clone().unwrap();
-    cluster.add(&dashboard(), "nextgen-dashboard:1.8.1");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let _running = app.start(listener, stop.clone());
+    let Started { app, cluster, api } = start_simulated(config, Arc::new(SystemClock), &env, &stop).await;
     let g = Guarded { app, sim: Some(sim), cluster, api, stop, sim_stop };
     eventually(Duration::from_secs(5), "every check has a good result", || async {
         g.app.board.snapshot().iter().all(|c| c.up)

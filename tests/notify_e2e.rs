@@ -26,6 +26,7 @@ use guardian::sim::Fault;
 use serde_json::Value;
 use support::alertmanager::RealAlertmanager;
 use support::eventually::eventually;
+use support::in_process::dashboard;
 use support::promtext::sample;
 use support::recorder::{Recorder, Seen};
 use support::redis::TestPrefix;
@@ -323,14 +324,6 @@ async fn a_restart_on_the_same_storage_sends_nothing_twice() {
 
 /// The guard in simulated mode on nextgen-dashboard.
 const SIMULATED_GUARD: &str = "  mode: simulated\n  targets:\n    - { kind: Deployment, namespace: blueocean-nextgen-prod, name: nextgen-dashboard }\n";
-
-fn dashboard() -> guardian::cluster::TargetRef {
-    guardian::cluster::TargetRef {
-        kind: guardian::config::TargetKind::Deployment,
-        namespace: "blueocean-nextgen-prod".into(),
-        name: "nextgen-dashboard".into(),
-    }
-}
 
 /// Two replicas on one Redis, each a prefix of its own test.
 fn on_redis(prefix: &TestPrefix, notify: String) -> Setup {

@@ -16,14 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use guardian::app::App;
 use guardian::clock::SystemClock;
-use guardian::cluster::TargetRef;
-use guardian::config::{self, MapEnv, TargetKind};
+use guardian::config::{self, MapEnv};
 use guardian::sim::{Fault, Simulator};
 use serde_json::Value;
 use support::eventually::eventually;
-use tokio::net::TcpListener;
+use support::in_process::{Started, dashboard, start_simulated};
 use tokio_util::sync::CancellationToken;
 
 struct Prometheus {
@@ -129,17 +127,8 @@ notify:
     );
     let env = MapEnv(HashMap::new());
     let config = config::parse(&yaml, "prometheus-e2e.yaml", &env).unwrap_or_else(|e| panic!("{e}"));
-    let app = App::build(config, Arc::new(SystemClock), &env).await.unwrap();
-    let cluster = app.guard.as_ref().unwrap().simulated.clone().unwrap();
-    let dashboard = TargetRef {
-        kind: TargetKind::Deployment,
-        namespace: "blueocean-nextgen-prod".into(),
-        name: "nextgen-dashboard".into(),
-    };
-    cluster.add(&dashboard, "nextgen-dashboard:1.8.1");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap();
-    let _running = app.start(listener, stop.clone());
+    let Started { app: _app, cluster, api } = start_simulated(config, Arc::new(SystemClock), &env, &stop).await;
+    let dashboard = dashboard();
     let Some(prom) = Prometheus::start(api, &rules_for_the_test()) else {
         stop.cancel();
         return;

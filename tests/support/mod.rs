@@ -11,6 +11,7 @@ pub mod exported;
 pub mod fake_apiserver;
 pub mod guardian;
 pub mod hostile;
+pub mod in_process;
 pub mod jump_clock;
 pub mod kube_guardian;
 pub mod messages;
